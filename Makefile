@@ -1,0 +1,44 @@
+# mqnode: build/test entry points. `make test` is what CI (.ci/run) runs.
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+MOSQUITTO_HINT := install mosquitto: apt-get install mosquitto mosquitto-clients
+
+.DEFAULT_GOAL := help
+.PHONY: help venv .venv test check-mosquitto demo clean
+
+help:
+	@echo "make venv    create .venv and install requirements.txt"
+	@echo "make test    run pytest on CPython + MicroPython against mosquitto (PYTEST_ARGS=... to narrow)"
+	@echo "make demo    run tools/demo.py"
+	@echo "make clean   remove .venv, build/ and caches"
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -r requirements.txt
+	touch $@
+
+.venv venv: $(STAMP)
+
+check-mosquitto:
+	@if ! command -v mosquitto >/dev/null 2>&1 && ! test -x /usr/sbin/mosquitto; then \
+		echo "mosquitto not found on PATH or in /usr/sbin -- $(MOSQUITTO_HINT)" >&2; exit 1; fi
+	@for c in mosquitto_pub mosquitto_sub mosquitto_passwd; do \
+		if ! command -v $$c >/dev/null 2>&1 && ! test -x /usr/bin/$$c; then \
+			echo "$$c not found -- $(MOSQUITTO_HINT)" >&2; exit 1; fi; done
+
+# pytest's own exit status is also left in build/pytest.status (make itself exits 2 on failure).
+test: $(STAMP) check-mosquitto
+	@mkdir -p build; rm -f build/pytest.status
+	@echo "$(VENV)/bin/python -m pytest $(PYTEST_ARGS)"
+	@rc=0; $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; echo $$rc > build/pytest.status; exit $$rc
+
+demo: $(STAMP)
+	$(VENV)/bin/python tools/demo.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name '*.mpy' -not -path './.git/*' -delete

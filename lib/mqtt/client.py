@@ -1,0 +1,380 @@
+# The asyncio MQTT client: one connection task that connects, reconnects
+# with backoff, reads, and keeps the link alive; everything protocol-shaped
+# is delegated to the sans-I/O Session.
+import asyncio
+import socket
+from random import getrandbits
+
+from .codec import Message, SUBACK, check_filter, match
+from .compat import sleep_ms, ticks_ms
+from .errors import ConnectRefused, ConnectionLost
+from .session import Session
+
+
+class MQTTClient:
+    """An MQTT 3.1.1 client that stays connected.
+
+    host, port: the broker; a host name is resolved once and cached.
+    client_id: "" only with clean=True (the broker then assigns one).
+    will: (topic, payload, qos, retain), published by the broker if this
+      client vanishes without DISCONNECT.
+    connect_timeout: seconds for TCP connect plus CONNACK.
+    backoff: (first, cap) seconds between reconnect attempts; the delay
+      doubles up to the cap, with jitter, and resets once connected.
+    window, queue, max_packet: see Session. inbox: messages held for
+      messages(); QoS 0 beyond it is dropped and counted.
+    """
+
+    def __init__(self, host, port=1883, client_id="", clean=True, keepalive=60,
+                 will=None, username=None, password=None, connect_timeout=10,
+                 backoff=(1, 60), window=16, queue=32, inbox=16, max_packet=8192):
+        self.session = Session(client_id, clean, keepalive, will, username, password,
+                               max_packet, window, queue)
+        self.host = host
+        self.port = port
+        self.connect_timeout = connect_timeout
+        self.backoff = backoff
+        self.up = asyncio.Event()     # set while connected
+        self.down = asyncio.Event()   # set while not connected
+        self.down.set()
+        self.last_error = None        # why the last connection attempt or link ended
+        self.handler_errors = 0       # exceptions raised by subscription handlers
+        self._inbox = Inbox(self, inbox)
+        self._routes = []             # [filter, handler]
+        self._acks = {}               # SUBSCRIBE/UNSUBSCRIBE pid -> result when it arrives
+        self._addr = None
+        self._task = None
+        self._w = None
+        self._wlock = asyncio.Lock()
+        self._change = asyncio.Event()
+        self._refused = None
+        self._dead = None
+        self._err = None
+
+    # ---- public API ----
+
+    async def connect(self, timeout=None):
+        """Start the connection task (it reconnects for as long as the
+        client runs) and wait until connected; returns session_present.
+        Raises ConnectRefused if the broker refuses (the task keeps
+        retrying with backoff), or asyncio.TimeoutError after timeout s."""
+        if not self._task:
+            self._refused = None
+            self._task = asyncio.create_task(self._run())
+        await self._wait(self._is_up, timeout)
+        return self.session.session_present
+
+    async def disconnect(self, timeout=5):
+        """Send DISCONNECT (the broker discards the will), close the link and
+        stop reconnecting. Unacknowledged QoS 1/2 messages stay in the
+        session; call flush() first to wait for them."""
+        t = self._task
+        self._task = None
+        if not t:
+            return
+        if self.session.connected:
+            self.session.disconnect()
+            try:
+                await asyncio.wait_for(self._send(), timeout)
+            except (OSError, asyncio.TimeoutError):
+                pass
+        t.cancel()
+        try:
+            await t
+        except asyncio.CancelledError:
+            pass
+        self._inbox._ev.set()
+
+    async def publish(self, topic, payload, qos=0, retain=False, timeout=None):
+        """Publish; returns the packet id (0 for QoS 0).
+
+        QoS 0 is written at once and raises NotConnected while offline.
+        QoS 1/2 returns once the message is sent or queued: while connected
+        it waits (up to timeout s) for room in the queue, so a burst is
+        pipelined through the window; while offline it is queued, and the
+        oldest queued message is dropped (counted in session.dropped) when
+        the queue is full. An empty retained payload clears the topic's
+        retained message."""
+        s = self.session
+        if qos:
+            await self._wait(self._has_room, timeout)
+        pid = s.publish(topic, payload, qos, retain)
+        await self._send()
+        return pid
+
+    async def flush(self, timeout=None):
+        """Wait until every QoS 1/2 publish is acknowledged."""
+        await self._wait(self.session.idle, timeout)
+
+    async def subscribe(self, topic, qos=0, handler=None, timeout=None):
+        """Subscribe to a filter, or to a list of (filter, qos) pairs in one
+        packet. Returns the granted QoS per filter (0x80 is a failure).
+        With handler, messages matching these filters are passed to
+        handler(msg) (a plain function, called in the reader) instead of
+        messages(). Made again after a reconnect when the broker has no
+        session; if offline, it is made on connect."""
+        filters = [(topic, qos)] if isinstance(topic, str) else list(topic)
+        for f, q in filters:
+            check_filter(f)
+            if handler:
+                self._route(f, handler)
+        return await self._request(self.session.subscribe(filters), timeout)
+
+    async def unsubscribe(self, topic, timeout=None):
+        """Unsubscribe from a filter or a list of filters; drops their handlers."""
+        filters = [topic] if isinstance(topic, str) else list(topic)
+        self._routes = [r for r in self._routes if r[0] not in filters]
+        await self._request(self.session.unsubscribe(filters), timeout)
+
+    def messages(self):
+        """The async iterator of messages no handler took:
+        `async for msg in client.messages():`. It holds up to `inbox`
+        messages; QoS 1/2 messages are acknowledged when taken from it, so a
+        slow reader slows the broker down instead of losing them; QoS 0
+        messages that find it full are dropped and counted in `.dropped`.
+        With inbox=0 it is off: such messages are acknowledged and counted
+        as dropped. It ends after disconnect()."""
+        return self._inbox
+
+    # ---- waiting ----
+
+    def _is_up(self):
+        if self._refused:
+            e = self._refused
+            self._refused = None
+            raise e
+        return self.session.connected
+
+    def _has_room(self):
+        return not (self.session.connected and self.session.full())
+
+    async def _wait(self, cond, timeout):
+        # Wait until cond() is true; every state change sets _change.
+        t0 = ticks_ms()
+        while not cond():
+            ev = self._change
+            if timeout is None:
+                await ev.wait()
+            else:
+                left = timeout - (ticks_ms() - t0 & 0x3FFFFFFF) / 1000
+                if left <= 0:
+                    raise asyncio.TimeoutError()
+                try:
+                    await asyncio.wait_for(ev.wait(), left)
+                except asyncio.TimeoutError:
+                    pass
+
+    def _signal(self):
+        ev = self._change
+        self._change = asyncio.Event()
+        ev.set()
+
+    async def _request(self, pid, timeout):
+        self._acks[pid] = None
+        try:
+            await self._send()
+            await self._wait(lambda: self._acks[pid] is not None, timeout)
+            return list(self._acks[pid])
+        finally:
+            del self._acks[pid]
+
+    def _route(self, flt, handler):
+        for r in self._routes:
+            if r[0] == flt:
+                r[1] = handler
+                return
+        self._routes.append([flt, handler])
+
+    # ---- the connection task ----
+
+    async def _run(self):
+        delay = self.backoff[0]
+        while True:
+            try:
+                await self._connection()
+            except Exception as e:  # OSError, MQTTError, TimeoutError: all mean retry
+                self.last_error = e
+                if isinstance(e, ConnectRefused):
+                    self._refused = e
+            finally:
+                self._close()
+            if self._err == "up":
+                delay = self.backoff[0]
+            # Equal jitter: half the delay fixed, half random, so a fleet
+            # that lost the same broker does not come back in lockstep.
+            await sleep_ms(int(delay * 500 + getrandbits(16) * delay * 500 // 65536))
+            delay = min(delay * 2, self.backoff[1])
+
+    async def _connection(self):
+        s = self.session
+        self._err = None
+        if not self._addr:
+            # Blocking on MicroPython, so done once per client (DESIGN §2).
+            self._addr = socket.getaddrinfo(self.host, self.port)[0][-1]
+        t0 = ticks_ms()
+        r, w = await asyncio.wait_for(asyncio.open_connection(*_host_port(self._addr)),
+                                      self.connect_timeout)
+        self._w = w
+        _nodelay(w)
+        s.start(ticks_ms())
+        await self._send()
+        left = self.connect_timeout - (ticks_ms() - t0 & 0x3FFFFFFF) / 1000
+        await asyncio.wait_for(self._connack(r), max(left, 0.001))
+        self._err = "up"
+        self._dead = dead = asyncio.Event()
+        self.up.set()
+        self.down.clear()
+        self._signal()
+        reader = asyncio.create_task(self._reader(r))
+        timer = asyncio.create_task(self._timer())
+        try:
+            await dead.wait()
+        finally:
+            reader.cancel()
+            timer.cancel()
+        raise self._lost
+
+    async def _connack(self, r):
+        s = self.session
+        while not s.connected:
+            data = await r.read(512)
+            if not data:
+                raise ConnectionLost("closed by the broker before CONNACK")
+            self._dispatch(s.feed(data, ticks_ms()))
+
+    async def _reader(self, r):
+        s = self.session
+        try:
+            while True:
+                data = await r.read(512)
+                if not data:
+                    raise ConnectionLost("closed by the broker")
+                self._dispatch(s.feed(data, ticks_ms()))
+                await self._send()
+        except Exception as e:
+            self._die(e)
+
+    async def _timer(self):
+        try:
+            while True:
+                ms = self.session.poll(ticks_ms())
+                await self._send()
+                await sleep_ms(ms)
+        except Exception as e:
+            self._die(e)
+
+    def _die(self, e):
+        if self._dead and not self._dead.is_set():
+            self._lost = e
+            self._dead.set()
+
+    def _close(self):
+        w = self._w
+        self._w = None
+        self._dead = None
+        if w:
+            t = getattr(w, "transport", None)  # CPython: drop, do not linger
+            if t:
+                t.abort()
+            else:
+                w.close()
+        self.session.closed()
+        self.up.clear()
+        self.down.set()
+        self._signal()
+
+    async def _send(self):
+        # Write what the session has queued, one write per packet, in order:
+        # take() happens under the lock so concurrent senders keep order.
+        if not self.session.tx:
+            return
+        async with self._wlock:
+            w = self._w
+            tx = self.session.take(ticks_ms())
+            if not (w and tx):
+                return
+            try:
+                for p in tx:
+                    w.write(p)
+                await w.drain()
+            except OSError as e:
+                self._die(e)
+
+    def _dispatch(self, events):
+        for e in events:
+            if isinstance(e, Message):
+                self._deliver(e)
+            elif e[1] in self._acks:
+                self._acks[e[1]] = e[2] if e[0] == SUBACK else b""
+        if events:
+            self._signal()
+
+    def _deliver(self, m):
+        routed = False
+        for f, h in self._routes:
+            if match(f, m.topic):
+                routed = True
+                try:
+                    h(m)
+                except Exception as e:
+                    self.handler_errors += 1
+                    self.last_error = e
+        if routed:
+            self.session.ack(m)
+        else:
+            self._inbox._put(m)
+
+
+class Inbox:
+    """Async iterator over received messages (see MQTTClient.messages)."""
+
+    def __init__(self, client, size):
+        self._c = client
+        self._q = []
+        self._ev = asyncio.Event()
+        self.size = size
+        self.dropped = 0
+
+    def __len__(self):
+        return len(self._q)
+
+    def _put(self, m):
+        if len(self._q) >= self.size and (not m.qos or not self.size):
+            self.dropped += 1
+            self._c.session.ack(m)
+            return
+        self._q.append(m)
+        self._ev.set()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        while not self._q:
+            if not self._c._task:
+                raise StopAsyncIteration
+            self._ev.clear()
+            await self._ev.wait()
+        m = self._q.pop(0)
+        self._c.session.ack(m)
+        await self._c._send()
+        return m
+
+
+def _host_port(addr):
+    # getaddrinfo gives a (host, port) tuple on CPython and a sockaddr on
+    # MicroPython; open_connection wants the text address and the port.
+    if isinstance(addr, tuple):
+        return addr[0], addr[1]
+    return socket.inet_ntop(socket.AF_INET, addr[4:8]), addr[2] << 8 | addr[3]
+
+
+def _nodelay(w):
+    # One write per packet, so Nagle only adds latency (40 ms with delayed
+    # ACK): turn it off where the port lets us (IPPROTO_TCP=6, TCP_NODELAY=1).
+    s = getattr(w, "s", None)  # MicroPython's Stream keeps its socket here
+    try:
+        s = s or w.get_extra_info("socket")
+        s.setsockopt(6, 1, 1)
+    except (AttributeError, OSError):
+        pass  # a port without the option: Nagle stays on

@@ -1,0 +1,298 @@
+# The MQTT 3.1.1 client session, sans I/O: bytes and the time (now, in
+# ticks_ms units) go in; events come out of feed() and packets to write
+# collect in take(). It owns packet ids, the in-flight window, the offline
+# queue, QoS 2 duplicate suppression, subscriptions and keepalive deadlines.
+# Section numbers (§) refer to the MQTT 3.1.1 OASIS standard.
+from . import codec
+from .codec import (CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK,
+                    Message, ack, decode, frame)
+from .errors import ProtocolError, ConnectRefused, ConnectionLost, NotConnected
+
+
+def ticks_diff(a, b):
+    # a - b on the ticks_ms clock, which wraps at 2**30 on MicroPython and
+    # is made to wrap the same way on CPython (see compat.py).
+    return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+
+
+class Session:
+    """State of one client session across its connections.
+
+    window: QoS 1/2 publishes in flight at once (sent, not yet acknowledged).
+    queue: QoS 1/2 publishes waiting for the window or for a connection;
+      when full, the oldest waiting one is dropped and counted in `dropped`.
+    max_packet: the largest packet accepted from the broker, in bytes.
+    """
+
+    def __init__(self, client_id, clean=True, keepalive=60, will=None,
+                 username=None, password=None, max_packet=16384, window=16, queue=32):
+        if window < 1 or queue < 1:
+            raise ValueError("window and queue must be at least 1")
+        self._connect = codec.connect(client_id, clean, keepalive, will, username, password)
+        self.ka = keepalive * 1000
+        self.limit = max_packet
+        self.window = window
+        self.queue_max = queue
+        self.connected = False
+        self.session_present = False
+        self.subs = {}        # filter -> requested QoS, restored when the broker has no session
+        self.dropped = 0      # QoS 1/2 messages dropped from the full queue
+        self.unknown = 0      # QoS 2 messages past PUBREC whose session the broker lost
+        self.tx = []          # packets to write, in order
+        self._out = []        # [pid, packet or None once PUBREC'd], in send order
+        self._queue = []      # [pid, packet] not sent yet
+        self._pending = {}    # pid -> (SUBSCRIBE/UNSUBSCRIBE packet, filters)
+        self._rx = {}         # incoming pid -> Message not yet acked, or True once PUBREC sent
+        self._pid = 0
+        self._buf = bytearray()
+        self._ping = None
+        self._last_tx = self._last_rx = 0
+
+    # ---- connection lifecycle ----
+
+    def start(self, now):
+        """A new connection is open: CONNECT is the first packet (§3.1)."""
+        self.connected = False
+        self.tx = [self._connect]
+        self._buf = bytearray()
+        self._ping = None
+        self._last_tx = self._last_rx = now
+
+    def closed(self):
+        """The connection is gone; what is in flight stays for the next one."""
+        self.connected = False
+        self.tx = []
+        self._buf = bytearray()
+        self._ping = None
+
+    def disconnect(self):
+        """Queue a DISCONNECT (§3.14): the broker then discards the will."""
+        self.tx.append(codec.DISCONNECT_PACKET)
+        self.connected = False
+
+    def take(self, now):
+        """Packets to write now, in order; each is one complete packet."""
+        tx = self.tx
+        if tx:
+            self.tx = []
+            self._last_tx = now
+        return tx
+
+    def idle(self):
+        """True when no QoS 1/2 publish is queued or unacknowledged."""
+        return not self._out and not self._queue
+
+    def full(self):
+        """True when a new QoS 1/2 publish would have to wait for room."""
+        return len(self._queue) >= self.queue_max
+
+    # ---- application requests ----
+
+    def publish(self, topic, payload, qos=0, retain=False):
+        """Returns the packet id (0 for QoS 0). QoS 0 needs a connection;
+        QoS 1/2 goes out when the window has room, else waits in the queue."""
+        if not qos:
+            if not self.connected:
+                raise NotConnected("offline: QoS 0 message not sent")
+            self.tx.append(codec.publish(topic, payload, 0, retain))
+            return 0
+        pid = self._newpid()
+        self._queue.append([pid, codec.publish(topic, payload, qos, retain, pid)])
+        if len(self._queue) > self.queue_max:
+            self._queue.pop(0)
+            self.dropped += 1
+        self._promote()
+        return pid
+
+    def subscribe(self, filters):
+        """filters: list of (filter, qos). Returns the packet id."""
+        return self._request(codec.subscribe, filters, True)
+
+    def unsubscribe(self, filters):
+        """filters: list of topic filters. Returns the packet id."""
+        return self._request(codec.unsubscribe, filters, False)
+
+    def ack(self, msg):
+        """The application has taken msg: acknowledge it (§4.3.2, §4.3.3).
+        QoS 1 gets PUBACK, QoS 2 gets PUBREC; the broker's flow control then
+        sends more, so a slow reader holds back the broker, not our memory."""
+        if self._rx.get(msg.pid) is msg:
+            if msg.qos == 1:
+                del self._rx[msg.pid]
+                self.tx.append(ack(PUBACK, msg.pid))
+            else:
+                self._rx[msg.pid] = True
+                self.tx.append(ack(PUBREC, msg.pid))
+
+    # ---- time ----
+
+    def poll(self, now):
+        """Keepalive (§3.1.2.10): send PINGREQ when nothing was sent or
+        received for a keepalive period; declare the link dead when the
+        answer has not come within half a period, so a dead link is found
+        within 1.5 x keepalive. Returns ms until the next deadline."""
+        if not self.connected or not self.ka:
+            return 1000
+        if self._ping is not None:
+            left = self.ka // 2 - ticks_diff(now, self._ping)
+            if left <= 0:
+                raise ConnectionLost("no answer within 1.5 x keepalive")
+            return left
+        left = self.ka - max(ticks_diff(now, self._last_tx), ticks_diff(now, self._last_rx))
+        if left > 0:
+            return left
+        self.tx.append(codec.PINGREQ_PACKET)
+        self._ping = now
+        return self.ka // 2
+
+    # ---- incoming bytes ----
+
+    def feed(self, data, now):
+        """Take bytes from the broker. Returns the events they complete:
+        Message for each new PUBLISH (a QoS 2 re-send is suppressed),
+        (CONNACK, session_present), (PUBACK or PUBCOMP, pid) when a publish
+        is done, (SUBACK, pid, codes), (UNSUBACK, pid). Raises
+        ConnectRefused or ProtocolError; the connection must then close."""
+        self._last_rx = now
+        self._ping = None
+        buf = self._buf
+        buf.extend(data)
+        events = []
+        i = 0
+        while i < len(buf):
+            f = frame(buf, self.limit, i)
+            if not f or f[1] > len(buf):
+                break
+            pkt = decode(buf[i], memoryview(buf)[f[0]:f[1]])
+            i = f[1]
+            self._handle(pkt, events)
+        if i:
+            buf[:i] = b""
+        return events
+
+    def _handle(self, pkt, events):
+        if not isinstance(pkt, Message):
+            t = pkt[0]
+            if t == CONNACK:
+                if self.connected:
+                    raise ProtocolError("second CONNACK")
+                if pkt[2]:
+                    raise ConnectRefused(pkt[2])
+                self._resume(pkt[1])
+                events.append(pkt)
+                return
+            if not self.connected:
+                raise ProtocolError("packet type %d before CONNACK (§3.2)" % t)
+            if t in (PUBACK, PUBREC, PUBCOMP):
+                self._acked(t, pkt[1], events)
+            elif t == PUBREL:
+                self._rx.pop(pkt[1], None)
+                self.tx.append(ack(PUBCOMP, pkt[1]))
+            elif t in (SUBACK, UNSUBACK):
+                req = self._pending.pop(pkt[1], None)
+                if req:
+                    if t == SUBACK:
+                        if len(pkt[2]) != len(req[1]):
+                            raise ProtocolError("SUBACK codes do not match the filters (§3.9.3)")
+                        for (f, q), c in zip(req[1], pkt[2]):
+                            if c == 0x80:
+                                self.subs.pop(f, None)
+                    events.append(pkt)
+            return
+        if not self.connected:
+            raise ProtocolError("PUBLISH before CONNACK (§3.2)")
+        if pkt.qos:
+            seen = self._rx.get(pkt.pid)
+            if seen is not None:
+                # A re-send of a message we hold or have PUBREC'd (§4.3.3):
+                # delivered once already; answer the PUBREC again if it was sent.
+                if seen is True:
+                    self.tx.append(ack(PUBREC, pkt.pid))
+                return
+            self._rx[pkt.pid] = pkt
+        events.append(pkt)
+
+    def _acked(self, t, pid, events):
+        for i, e in enumerate(self._out):
+            if e[0] == pid:
+                p = e[1]
+                if t == PUBREC:
+                    if p is not None and p[0] & 6 != 4:
+                        return
+                    e[1] = None       # the broker owns the message now (§4.3.3)
+                    self.tx.append(ack(PUBREL, pid))
+                    return
+                if (p is None) != (t == PUBCOMP) or t == PUBACK and p[0] & 6 != 2:
+                    return
+                del self._out[i]
+                events.append((t, pid))
+                self._promote()
+                return
+
+    def _resume(self, present):
+        # CONNACK accepted. §4.4: re-send unacknowledged PUBLISH packets (DUP
+        # set, same packet id) and PUBRELs, in their original order.
+        self.connected = True
+        self.session_present = present
+        tx = self.tx
+        if not present:
+            # The broker has no session (clean, or it lost it): our incoming
+            # QoS state is void, subscriptions must be made again, and QoS 2
+            # messages past PUBREC have an unknown outcome.
+            self._rx = {}
+            if self.subs:
+                pid = self._newpid()
+                filters = list(self.subs.items())
+                self._pending[pid] = (codec.subscribe(pid, filters), filters)
+            kept = []
+            for e in self._out:
+                if e[1] is None:
+                    self.unknown += 1
+                else:
+                    kept.append(e)
+            self._out = kept
+        for p, _ in self._pending.values():
+            tx.append(p)
+        for e in self._out:
+            if e[1] is None:
+                tx.append(ack(PUBREL, e[0]))
+            else:
+                e[1][0] |= 8
+                tx.append(e[1])
+        self._promote()
+
+    def _promote(self):
+        while self.connected and self._queue and len(self._out) < self.window:
+            e = self._queue.pop(0)
+            self._out.append(e)
+            self.tx.append(e[1])
+
+    def _request(self, encode, filters, sub):
+        pid = self._newpid()
+        p = encode(pid, filters)
+        self._pending[pid] = (p, filters)
+        for f in filters:
+            if sub:
+                self.subs[f[0]] = f[1]
+            else:
+                self.subs.pop(f, None)
+        if self.connected:
+            self.tx.append(p)
+        return pid
+
+    def _newpid(self):
+        # Packet ids are 1..65535 and never one still in use (§2.3.1).
+        while True:
+            self._pid = self._pid % 65535 + 1
+            pid = self._pid
+            if pid in self._pending:
+                continue
+            for e in self._out:
+                if e[0] == pid:
+                    break
+            else:
+                for e in self._queue:
+                    if e[0] == pid:
+                        break
+                else:
+                    return pid

@@ -220,6 +220,7 @@ class MQTTClient:
         await self._send()
         left = self.connect_timeout - (ticks_ms() - t0 & 0x3FFFFFFF) / 1000
         await asyncio.wait_for(self._connack(r), max(left, 0.001))
+        await self._send()  # re-sends and re-subscribes queued by the CONNACK
         self._err = "up"
         self._dead = dead = asyncio.Event()
         self.up.set()

@@ -1,0 +1,152 @@
+"""lib/mqtt against a real mosquitto, each scenario on CPython and on the MicroPython unix port.
+
+The scenarios live in tests/scenarios/client_scenarios.py; the same file runs on both runtimes.
+Outside observers are mosquitto_sub / mosquitto_pub.
+"""
+import time
+from pathlib import Path
+
+SCEN = Path(__file__).parent / "scenarios" / "client_scenarios.py"
+
+
+def scenario(run_py, runtime, name, broker, prefix, *args, timeout=60):
+    r = run_py(runtime, SCEN, (name, broker.port, prefix) + args, timeout=timeout)
+    assert r.returncode == 0, r.output
+    return r.lines
+
+
+def test_connect_disconnect(run_py, runtime, mosquitto, prefix):
+    assert scenario(run_py, runtime, "connect_disconnect", mosquitto, prefix) == [
+        "session_present False",
+        "connected True True False",
+        "disconnected False False True",
+    ]
+
+
+def test_bad_password_is_refused(run_py, runtime, mosquitto_factory, prefix):
+    broker = mosquitto_factory(users={"node": "right-pw"})
+    lines = scenario(run_py, runtime, "refused", broker, prefix, "node", "wrong-pw")
+    assert lines == ["refused 5 not authorized"]
+    assert scenario(run_py, runtime, "refused", broker, prefix, "node", "right-pw") == ["connected"]
+
+
+def test_identifier_rejected(run_py, runtime, mosquitto_factory, prefix):
+    # With this option mosquitto answers an empty client id with code 2.
+    broker = mosquitto_factory(extra=["allow_zero_length_clientid false"])
+    assert scenario(run_py, runtime, "refused", broker, prefix, "-", "-", "") == [
+        "refused 2 identifier rejected"]
+
+
+def test_empty_client_id_needs_clean_session(run_py, runtime, mosquitto, prefix):
+    lines = scenario(run_py, runtime, "empty_id", mosquitto, prefix)
+    assert lines[0].startswith("ValueError") and "clean session" in lines[0]
+    assert lines[1] == "clean-empty-id-connects True"
+
+
+def test_qos_0_1_2_round_trip(run_py, runtime, mosquitto, prefix, sub):
+    outside = sub(mosquitto, f"{prefix}/#", count=3, qos=2)
+    lines = scenario(run_py, runtime, "qos_round_trip", mosquitto, prefix)
+    assert lines[0] == "granted 2"
+    assert sorted(lines[1:4]) == [
+        f"got {prefix}/q0 payload 0 0 False False",
+        f"got {prefix}/q1 payload 1 1 False False",
+        f"got {prefix}/q2 payload 2 2 False False",
+    ]
+    assert lines[4] == "idle True"
+    assert sorted(outside.lines()) == [f"{prefix}/q{q} payload {q}" for q in range(3)]
+
+
+def test_qos1_burst_is_pipelined_and_complete(run_py, runtime, mosquitto, prefix, sub):
+    n = 200
+    outside = sub(mosquitto, f"{prefix}/burst", count=n, qos=1)
+    lines = scenario(run_py, runtime, "burst", mosquitto, prefix, n, 1)
+    assert lines == [f"flushed {n} 0"]
+    assert outside.lines(timeout=20) == [f"{prefix}/burst {i}" for i in range(n)]
+
+
+def test_qos2_burst_arrives_once_in_order(run_py, runtime, mosquitto, prefix, sub):
+    n = 100
+    outside = sub(mosquitto, f"{prefix}/burst", count=n, qos=2)
+    assert scenario(run_py, runtime, "burst", mosquitto, prefix, n, 2) == [f"flushed {n} 0"]
+    assert outside.lines(timeout=20) == [f"{prefix}/burst {i}" for i in range(n)]
+
+
+def test_retained_delivery_and_clearing(run_py, runtime, mosquitto, prefix, sub):
+    assert scenario(run_py, runtime, "retained", mosquitto, prefix) == [
+        f"retained {prefix}/status online True",
+        "after-clear 0",
+    ]
+    late = sub(mosquitto, f"{prefix}/status", timeout=1)
+    assert [ln for ln in late.lines(timeout=5) if ln.startswith(prefix)] == []
+
+
+def test_will_published_when_client_dies(start_py, runtime, mosquitto, prefix, sub):
+    watch = sub(mosquitto, f"{prefix}/status", qos=1)
+    p = start_py(runtime, SCEN, ("will", mosquitto.port, prefix, "kill"))
+    p.expect("ready")
+    assert watch.wait_for(1) == [f"{prefix}/status online"]
+    p.kill_now()
+    assert watch.wait_for(2, timeout=10) == [f"{prefix}/status online", f"{prefix}/status offline"]
+
+
+def test_no_will_after_clean_disconnect(run_py, runtime, mosquitto, prefix, sub):
+    watch = sub(mosquitto, f"{prefix}/status", qos=1)
+    assert scenario(run_py, runtime, "will", mosquitto, prefix, "disconnect") == [
+        "ready", "disconnected"]
+    time.sleep(1.0)
+    watch.stop()
+    assert watch.messages == [f"{prefix}/status online"]
+
+
+def test_persistent_session_gets_what_was_sent_while_away(run_py, runtime, mosquitto, prefix):
+    assert scenario(run_py, runtime, "persistent", mosquitto, prefix) == [
+        "first-session_present False",
+        "second-session_present True",
+        "got away 0 1", "got away 1 1", "got away 2 1",
+    ]
+
+
+def test_qos2_exactly_once_when_broker_resends(start_py, runtime, mosquitto_factory, prefix):
+    broker = mosquitto_factory(persistence=True)
+    n = 5
+    p = start_py(runtime, SCEN, ("qos2_once", broker.port, prefix, n))
+    assert p.expect("held") == f"held {n}"
+    p.expect("ready")
+    broker.restart()
+    assert p.expect("reconnected", timeout=30) == "reconnected True"
+    assert p.expect("delivered", timeout=30) == f"delivered {n} distinct {n}"
+    assert p.wait(timeout=15) == 0
+
+
+def test_wildcard_routing(run_py, runtime, mosquitto, prefix):
+    assert scenario(run_py, runtime, "routing", mosquitto, prefix) == [
+        "a a/1 a/2",
+        "b b b/x/y",
+        "inbox c",
+    ]
+
+
+def test_reconnect_after_broker_restart_restores_subscriptions(start_py, runtime, mosquitto,
+                                                              prefix, pub):
+    p = start_py(runtime, SCEN, ("restart", mosquitto.port, prefix))
+    p.expect("ready")
+    mosquitto.restart()
+    assert p.expect("down", timeout=20) == "down ConnectionLost"
+    assert p.expect("up", timeout=30) == "up False"
+    p.expect("ready2", timeout=10)
+    pub(mosquitto, f"{prefix}/r", "after restart", qos=1)
+    assert p.expect("got", timeout=20) == "got r after restart"
+    assert p.wait(timeout=15) == 0
+
+
+def test_first_connect_failure_is_retried(start_py, runtime, mosquitto_factory, prefix, sub):
+    broker = mosquitto_factory()
+    broker.stop()
+    p = start_py(runtime, SCEN, ("first_connect_fails", broker.port, prefix))
+    p.expect("ready")
+    assert p.expect("timeout", timeout=20).startswith("timeout ")
+    broker.start()
+    watch = sub(broker, f"{prefix}/early", qos=1)
+    p.expect("connected", timeout=30)
+    p.expect("flushed", timeout=15)
+    assert p.wait(timeout=15) == 0

@@ -3,6 +3,8 @@
 The scenarios live in tests/scenarios/client_scenarios.py; the same file runs on both runtimes.
 Outside observers are mosquitto_sub / mosquitto_pub.
 """
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -146,7 +148,24 @@ def test_first_connect_failure_is_retried(start_py, runtime, mosquitto_factory, 
     p.expect("ready")
     assert p.expect("timeout", timeout=20).startswith("timeout ")
     broker.start()
-    watch = sub(broker, f"{prefix}/early", qos=1)
     p.expect("connected", timeout=30)
     p.expect("flushed", timeout=15)
+    assert p.wait(timeout=15) == 0
+    # The message queued while offline reached the broker (it was retained).
+    assert sub(broker, f"{prefix}/early", count=1).lines() == [
+        f"{prefix}/early queued while offline"]
+
+
+def test_silent_link_is_found_by_keepalive(start_py, runtime, mosquitto, prefix):
+    # keepalive 2 s: a frozen broker must be declared lost within 1.5 x 2 s (+ scheduling slack).
+    p = start_py(runtime, SCEN, ("keepalive", mosquitto.port, prefix))
+    p.expect("ready")
+    os.kill(mosquitto.proc.pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    try:
+        assert p.expect("down", timeout=10) == "down ConnectionLost"
+        assert time.monotonic() - t0 <= 1.5 * 2 + 1.0
+    finally:
+        os.kill(mosquitto.proc.pid, signal.SIGCONT)
+    p.expect("up", timeout=30)
     assert p.wait(timeout=15) == 0

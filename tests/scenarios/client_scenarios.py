@@ -221,11 +221,23 @@ async def first_connect_fails():
         await c.connect(2)
     except asyncio.TimeoutError:
         say("timeout", type(c.last_error).__name__)
-    await c.publish(PREFIX + "/early", b"queued while offline", 1)
+    await c.publish(PREFIX + "/early", b"queued while offline", 1, retain=True)
     await c.connect(30)
     say("connected")
     await c.flush(10)
     say("flushed")
+    await c.disconnect()
+
+
+async def keepalive():
+    # The test freezes the broker (SIGSTOP): the link is up but silent.
+    c = client("ka-" + PREFIX[2:], keepalive=2, connect_timeout=2)
+    await c.connect(5)
+    say("ready")
+    await asyncio.wait_for(c.down.wait(), 20)
+    say("down", type(c.last_error).__name__)
+    await asyncio.wait_for(c.up.wait(), 30)
+    say("up")
     await c.disconnect()
 
 

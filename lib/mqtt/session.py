@@ -240,9 +240,16 @@ class Session:
             # QoS state is void, subscriptions must be made again, and QoS 2
             # messages past PUBREC have an unknown outcome.
             self._rx = {}
-            if self.subs:
+            # Filters of a SUBSCRIBE still pending go out with it, below;
+            # asking twice would make the broker re-send retained messages.
+            pend = {}
+            for p, fl in self._pending.values():
+                if p[0] == 0x82:
+                    for f, _ in fl:
+                        pend[f] = 1
+            filters = [fq for fq in self.subs.items() if fq[0] not in pend]
+            if filters:
                 pid = self._newpid()
-                filters = list(self.subs.items())
                 self._pending[pid] = (codec.subscribe(pid, filters), filters)
             kept = []
             for e in self._out:

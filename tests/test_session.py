@@ -622,3 +622,24 @@ def test_disconnect_packet():
     s.disconnect()
     assert s.take(1) == [codec.DISCONNECT_PACKET]
     assert not s.connected
+
+
+def test_messages_before_a_bad_packet_are_not_taken_as_received():
+    # One chunk: a good QoS 1 PUBLISH, then a malformed packet. The connection dies,
+    # the message never reached the application, so the broker's DUP re-send must be
+    # delivered (not suppressed as a duplicate).
+    from mqtt.codec_broker import connack
+    s = Session("bad-chunk", clean=False)
+    s.start(0)
+    s.take(0)
+    s.feed(bytes(connack(False, 0)), 0)
+    good = bytes(codec.publish("a/b", b"x", 1, pid=7))
+    with pytest.raises(ProtocolError):
+        s.feed(good + b"\x40\x03\x00\x01\x00", 0)   # PUBACK with remaining length 3
+    s.closed()
+    s.start(0)
+    s.take(0)
+    s.feed(bytes(connack(True, 0)), 0)
+    again = bytes(codec.publish("a/b", b"x", 1, pid=7, dup=True))
+    events = s.feed(again, 0)
+    assert [(m.topic, m.pid, m.dup) for m in events] == [("a/b", 7, True)]

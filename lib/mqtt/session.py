@@ -159,13 +159,22 @@ class Session:
         buf.extend(data)
         events = []
         i = 0
-        while i < len(buf):
-            f = frame(buf, self.limit, i)
-            if not f or f[1] > len(buf):
-                break
-            pkt = decode(buf[i], memoryview(buf)[f[0]:f[1]])
-            i = f[1]
-            self._handle(pkt, events)
+        try:
+            while i < len(buf):
+                f = frame(buf, self.limit, i)
+                if not f or f[1] > len(buf):
+                    break
+                pkt = decode(buf[i], memoryview(buf)[f[0]:f[1]])
+                i = f[1]
+                self._handle(pkt, events)
+        except Exception:
+            # The connection dies with this chunk: messages decoded before the
+            # bad packet never reach the application, so forget them; the
+            # broker re-sends them (§4.4) instead of us taking them as dups.
+            for m in events:
+                if isinstance(m, Message) and m.qos:
+                    del self._rx[m.pid]
+            raise
         if i:
             buf[:i] = b""
         return events

@@ -7,12 +7,13 @@ PYTEST_ARGS ?=
 MOSQUITTO_HINT := install mosquitto: apt-get install mosquitto mosquitto-clients
 
 .DEFAULT_GOAL := help
-.PHONY: help venv .venv test check-mosquitto demo clean
+.PHONY: help venv .venv test check-mosquitto demo clean bench
 
 help:
 	@echo "make venv    create .venv and install requirements.txt"
 	@echo "make test    run pytest on CPython + MicroPython against mosquitto (PYTEST_ARGS=... to narrow)"
 	@echo "make demo    run tools/demo.py"
+	@echo "make bench   run bench/write_split.py and bench/heap.py (needs mosquitto; tables in bench/results/)"
 	@echo "make clean   remove .venv, build/ and caches"
 
 $(STAMP): requirements.txt
@@ -42,3 +43,8 @@ clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name '*.mpy' -not -path './.git/*' -delete
+
+# Benchmarks print figures (and write bench/results/*.md); they never assert timings.
+bench: $(STAMP)
+	$(VENV)/bin/python bench/write_split.py
+	$(VENV)/bin/python bench/heap.py

@@ -120,6 +120,14 @@ def test_qos2_exactly_once_when_broker_resends(start_py, runtime, mosquitto_fact
     assert p.wait(timeout=15) == 0
 
 
+def test_inbox_drops_qos0_when_full_and_keeps_qos1(run_py, runtime, mosquitto, prefix):
+    assert scenario(run_py, runtime, "inbox_overflow", mosquitto, prefix, 5) == [
+        "q0 0 1",
+        "q1 0 1 2 3 4",
+        "dropped 3",
+    ]
+
+
 def test_wildcard_routing(run_py, runtime, mosquitto, prefix):
     assert scenario(run_py, runtime, "routing", mosquitto, prefix) == [
         "a a/1 a/2",

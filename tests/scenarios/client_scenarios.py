@@ -177,6 +177,30 @@ async def qos2_once():
     await c.disconnect()
 
 
+async def inbox_overflow():
+    # ARGS: count. QoS 0 messages beyond the inbox are dropped and counted;
+    # QoS 1 ones are kept (acknowledged only when taken).
+    n = int(ARGS[0])
+    c = client("io-" + PREFIX[2:], inbox=2)
+    await c.connect(5)
+    await c.subscribe(PREFIX + "/#", 1, timeout=5)
+    for i in range(n):
+        await c.publish(PREFIX + "/q0", str(i), 0)
+    for i in range(n):
+        await c.publish(PREFIX + "/q1", str(i), 1)
+    await c.flush(5)
+    it = c.messages()
+    for _ in range(100):
+        if len(it) >= 2 + n:
+            break
+        await asyncio.sleep(0.05)
+    got = await quiet(it)
+    say("q0", *[m.payload.decode() for m in got if m.qos == 0])
+    say("q1", *[m.payload.decode() for m in got if m.qos == 1])
+    say("dropped", it.dropped)
+    await c.disconnect()
+
+
 async def routing():
     c = client("ro-" + PREFIX[2:])
     await c.connect(5)

@@ -1,0 +1,116 @@
+# The node's configuration: config.json (committed as an example) plus
+# secrets.json (passwords; never committed, never logged). One schema,
+# checked once at boot; the first wrong or missing field stops the node
+# with a message that names it.
+import json
+
+
+class ConfigError(ValueError):
+    """A field of config.json or secrets.json is missing or wrong."""
+
+
+_REQ = object()   # marks a field that has no default
+
+# (field, type, default, check, what the check wants), checked in this order
+_SCHEMA = (
+    ("node_id", str, _REQ, lambda v: 0 < len(v) <= 64 and not ("/" in v or "+" in v or "#" in v),
+                "1..64 characters without / + #"),
+    ("topic_prefix", str, "mqnode", lambda v: 0 < len(v) and "+" not in v and "#" not in v,
+                     "a topic level(s) without + #"),
+    ("broker.host", str, _REQ, lambda v: len(v) > 0, "a host name or IP address"),
+    ("broker.port", int, 1883, lambda v: 0 < v < 65536, "1..65535"),
+    ("broker.keepalive", int, 60, lambda v: 0 <= v <= 65535, "0..65535 seconds"),
+    ("broker.client_id", str, "", lambda v: len(v) <= 64, "at most 64 characters"),
+    ("wifi.ssid", str, "", lambda v: len(v) <= 32, "at most 32 characters"),
+    ("telemetry.interval_s", int, 60, lambda v: 1 <= v <= 86400, "1..86400 seconds"),
+    ("telemetry.qos", int, 1, lambda v: v in (0, 1, 2), "0, 1 or 2"),
+    ("buffer", int, 32, lambda v: 1 <= v <= 1000, "1..1000 readings"),
+    ("watchdog_s", int, 0, lambda v: v == 0 or 5 <= v <= 3600, "0 (off) or 5..3600 seconds"),
+    ("deep_sleep", bool, False, None, ""),
+    ("sensors", list, [], None, ""),
+)
+
+_SECRETS = (
+    ("wifi_password", str, "", None, ""),
+    ("broker_username", str, None, None, ""),
+    ("broker_password", str, None, None, ""),
+)
+
+SENSOR_TYPES = ("bme280", "sht3x", "ds18b20", "battery")
+
+
+def load(config_text, secrets_text="{}"):
+    """Parse and check both files; returns a dict with dotted keys
+    ("broker.host", ...) plus "secrets" (a dict that must never be printed)."""
+    cfg = _parse(config_text, "config.json")
+    sec = _parse(secrets_text, "secrets.json")
+    out = _check(cfg, _SCHEMA, "")
+    if not out["broker.client_id"]:
+        out["broker.client_id"] = out["node_id"]
+    for i, s in enumerate(out["sensors"]):
+        out["sensors"][i] = _sensor(s, "sensors[%d]" % i)
+    out["secrets"] = _check(sec, _SECRETS, "secrets.json: ")
+    if out["secrets"]["broker_password"] is not None and out["secrets"]["broker_username"] is None:
+        raise ConfigError("secrets.json: broker_password needs broker_username")
+    return out
+
+
+def _parse(text, name):
+    try:
+        d = json.loads(text)
+    except ValueError:
+        raise ConfigError("%s: not valid JSON" % name)
+    if not isinstance(d, dict):
+        raise ConfigError("%s: must be a JSON object" % name)
+    return d
+
+
+def _get(d, dotted):
+    for k in dotted.split("."):
+        if not isinstance(d, dict) or k not in d:
+            return _REQ
+        d = d[k]
+    return d
+
+
+def _check(d, schema, where):
+    out = {}
+    for key, typ, default, ok, want in schema:
+        v = _get(d, key)
+        if v is _REQ:
+            if default is _REQ:
+                raise ConfigError("%s%s: missing (%s)" % (where, key, want))
+            v = default
+        elif v is not None or default is not None:
+            # bool is an int in Python: do not accept true for a number
+            if not isinstance(v, typ) or typ is int and isinstance(v, bool):
+                raise ConfigError("%s%s: must be %s, not %s" % (
+                    where, key, typ.__name__, type(v).__name__))
+            if ok and not ok(v):
+                raise ConfigError("%s%s: must be %s" % (where, key, want))
+        out[key] = v
+    return out
+
+
+def _sensor(s, where):
+    if not isinstance(s, dict):
+        raise ConfigError("%s: must be an object" % where)
+    t = s.get("type")
+    if t not in SENSOR_TYPES:
+        raise ConfigError("%s.type: must be one of %s" % (where, ", ".join(SENSOR_TYPES)))
+    name = s.get("name", t)
+    if not isinstance(name, str) or not name:
+        raise ConfigError("%s.name: must be a non-empty string" % where)
+    if t in ("bme280", "sht3x"):
+        addr = s.get("addr", 0x76 if t == "bme280" else 0x44)
+        if not isinstance(addr, int) or isinstance(addr, bool) or not 0 < addr < 0x78:
+            raise ConfigError("%s.addr: must be a 7-bit I2C address" % where)
+        s["addr"] = addr
+    if t == "battery":
+        ratio = s.get("ratio", 2.0)
+        if not isinstance(ratio, (int, float)) or isinstance(ratio, bool) or ratio < 1:
+            raise ConfigError("%s.ratio: must be a number >= 1" % where)
+        s["ratio"] = ratio
+    s["type"] = t
+    s["name"] = name
+    return s

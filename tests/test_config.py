@@ -1,0 +1,54 @@
+"""firmware/config.py: one schema, checked at boot, errors that name the field (both runtimes)."""
+import json
+
+import pytest
+
+from conftest import REPO
+
+SCRIPT = REPO / "tests" / "scenarios" / "config_check.py"
+BASE = {"node_id": "n1", "broker": {"host": "10.0.0.2"}}
+
+CASES = [
+    (BASE, "ok n1 n1 1883 60 0"),
+    (json.loads((REPO / "firmware" / "config.example.json").read_text()),
+     "ok greenhouse-1 greenhouse-1 1883 60 4"),
+    ({"broker": {"host": "h"}}, "error node_id: missing (1..64 characters without / + #)"),
+    ({"node_id": "a/b", "broker": {"host": "h"}}, "error node_id: must be 1..64 characters without / + #"),
+    ({"node_id": "n1"}, "error broker.host: missing (a host name or IP address)"),
+    ({**BASE, "broker": {"host": "h", "port": "1883"}}, "error broker.port: must be int, not str"),
+    ({**BASE, "broker": {"host": "h", "port": 70000}}, "error broker.port: must be 1..65535"),
+    ({**BASE, "telemetry": {"interval_s": True}}, "error telemetry.interval_s: must be int, not bool"),
+    ({**BASE, "telemetry": {"qos": 3}}, "error telemetry.qos: must be 0, 1 or 2"),
+    ({**BASE, "sensors": [{"type": "bmp180"}]},
+     "error sensors[0].type: must be one of bme280, sht3x, ds18b20, battery"),
+    ({**BASE, "sensors": [{"type": "sht3x", "addr": 200}]},
+     "error sensors[0].addr: must be a 7-bit I2C address"),
+    ({**BASE, "sensors": [{"type": "battery", "ratio": 0.5}]},
+     "error sensors[0].ratio: must be a number >= 1"),
+    ("[1, 2]", "error config.json: must be a JSON object"),
+    ("{not json", "error config.json: not valid JSON"),
+]
+
+
+def test_config_checked_with_named_errors(run_py, runtime, tmp_path):
+    paths = []
+    for i, (cfg, _) in enumerate(CASES):
+        p = tmp_path / f"case{i}.json"
+        p.write_text(cfg if isinstance(cfg, str) else json.dumps(cfg))
+        paths.append(p)
+    r = run_py(runtime, SCRIPT, paths, pythonpath=(REPO / "firmware",))
+    assert r.returncode == 0, r.output
+    assert r.lines == [want for _, want in CASES]
+    assert "s3cret-pw" not in r.output
+
+
+def test_secrets_checked():
+    import sys
+    sys.path.insert(0, str(REPO / "firmware"))
+    import config
+    with pytest.raises(config.ConfigError, match="secrets.json: broker_password needs broker_username"):
+        config.load(json.dumps(BASE), '{"broker_password": "x"}')
+    with pytest.raises(config.ConfigError, match="secrets.json: broker_username: must be str"):
+        config.load(json.dumps(BASE), '{"broker_username": 5}')
+    c = config.load(json.dumps(BASE), '{"broker_username": "u", "broker_password": "pw-123"}')
+    assert c["secrets"]["broker_password"] == "pw-123"

@@ -48,8 +48,10 @@ class MQTTClient:
         self._wlock = asyncio.Lock()
         self._change = asyncio.Event()
         self._refused = None
-        self._dead = None
-        self._err = None
+        self._dead = None             # set when the current link dies
+        self._lost = None             # why it died
+        self._was_up = False
+        self.stopped = False          # disconnect() was called
 
     # ---- public API ----
 
@@ -60,6 +62,7 @@ class MQTTClient:
         retrying with backoff), or asyncio.TimeoutError after timeout s."""
         if not self._task:
             self._refused = None
+            self.stopped = False
             self._task = asyncio.create_task(self._run())
         await self._wait(self._is_up, timeout)
         return self.session.session_present
@@ -70,6 +73,7 @@ class MQTTClient:
         session; call flush() first to wait for them."""
         t = self._task
         self._task = None
+        self.stopped = True
         if not t:
             return
         if self.session.connected:
@@ -198,7 +202,7 @@ class MQTTClient:
                     self._refused = e
             finally:
                 self._close()
-            if self._err == "up":
+            if self._was_up:
                 delay = self.backoff[0]
             # Equal jitter: half the delay fixed, half random, so a fleet
             # that lost the same broker does not come back in lockstep.
@@ -207,7 +211,7 @@ class MQTTClient:
 
     async def _connection(self):
         s = self.session
-        self._err = None
+        self._was_up = False
         if not self._addr:
             # Blocking on MicroPython, so done once per client (DESIGN §2).
             self._addr = socket.getaddrinfo(self.host, self.port)[0][-1]
@@ -221,7 +225,7 @@ class MQTTClient:
         left = self.connect_timeout - (ticks_ms() - t0 & 0x3FFFFFFF) / 1000
         await asyncio.wait_for(self._connack(r), max(left, 0.001))
         await self._send()  # re-sends and re-subscribes queued by the CONNACK
-        self._err = "up"
+        self._was_up = True
         self._dead = dead = asyncio.Event()
         self.up.set()
         self.down.clear()
@@ -352,7 +356,7 @@ class Inbox:
 
     async def __anext__(self):
         while not self._q:
-            if not self._c._task:
+            if self._c.stopped:
                 raise StopAsyncIteration
             self._ev.clear()
             await self._ev.wait()

@@ -403,7 +403,8 @@ def test_resume_without_session_restores_subscriptions():
     assert s.idle()
 
 
-def test_resume_without_session_forgets_incoming_qos2():
+def reconnect_after_pubrec(present):
+    # An incoming QoS 2 message (pid 5) was taken and PUBREC'd; then the link drops.
     s = online(clean=False)
     (m,) = s.feed(pub_in("x", b"1", 2, 5), 1)
     s.ack(m)
@@ -411,21 +412,19 @@ def test_resume_without_session_forgets_incoming_qos2():
     s.closed()
     s.start(2)
     s.take(2)
-    s.feed(connack(False, 0), 2)
+    s.feed(connack(present, 0), 2)
+    return s
+
+
+def test_resume_without_session_forgets_incoming_qos2():
+    s = reconnect_after_pubrec(False)
     # a new session: pid 5 from the broker is a new message
     (m2,) = s.feed(pub_in("x", b"2", 2, 5), 3)
     assert m2.payload == b"2"
 
 
 def test_resume_with_session_keeps_incoming_qos2():
-    s = online(clean=False)
-    (m,) = s.feed(pub_in("x", b"1", 2, 5), 1)
-    s.ack(m)
-    s.take(1)
-    s.closed()
-    s.start(2)
-    s.take(2)
-    s.feed(connack(True, 0), 2)
+    s = reconnect_after_pubrec(True)
     # the broker re-sends it (§4.4): not delivered twice, PUBREC again
     assert s.feed(pub_in("x", b"1", 2, 5, dup=True), 3) == []
     assert s.take(3) == [ack(PUBREC, 5)]

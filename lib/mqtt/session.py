@@ -251,11 +251,7 @@ class Session:
             self._rx = {}
             # Filters of a SUBSCRIBE still pending go out with it, below;
             # asking twice would make the broker re-send retained messages.
-            pend = {}
-            for p, fl in self._pending.values():
-                if p[0] == 0x82:
-                    for f, _ in fl:
-                        pend[f] = 1
+            pend = {f for p, fl in self._pending.values() if p[0] == 0x82 for f, _ in fl}
             filters = [fq for fq in self.subs.items() if fq[0] not in pend]
             if filters:
                 pid = self._newpid()

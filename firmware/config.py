@@ -39,10 +39,14 @@ _SECRETS = (
 SENSOR_TYPES = ("bme280", "sht3x", "ds18b20", "battery")
 
 
-def load(config_text, secrets_text="{}"):
+def load(config_text, secrets_text="{}", overrides=None):
     """Parse and check both files; returns a dict with dotted keys
-    ("broker.host", ...) plus "secrets" (a dict that must never be printed)."""
+    ("broker.host", ...) plus "secrets" (a dict that must never be printed).
+    overrides: {dotted key: value} put into config.json before the checks
+    (the host board's command line)."""
     cfg = _parse(config_text, "config.json")
+    for key, v in (overrides or {}).items():
+        _put(cfg, key, v)
     sec = _parse(secrets_text, "secrets.json")
     out = _check(cfg, _SCHEMA, "")
     if not out["broker.client_id"]:
@@ -71,6 +75,15 @@ def _get(d, dotted):
             return _REQ
         d = d[k]
     return d
+
+
+def _put(d, dotted, v):
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        if not isinstance(d.get(k), dict):
+            d[k] = {}
+        d = d[k]
+    d[keys[-1]] = v
 
 
 def _check(d, schema, where):

@@ -1,4 +1,4 @@
-"""BME280 and SHT3x drivers against the datasheet-model fakes in tests/fakes/fake_i2c.py.
+"""BME280 and SHT3x drivers against the datasheet-model fakes in boards/host/fake_i2c.py.
 
 Unit tests run on CPython directly; test_scenario_both_runtimes runs the same drivers and
 fakes on CPython and the MicroPython unix port and compares the printed lines.
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 HERE = Path(__file__).resolve().parent
-FAKES = HERE / "fakes"
+FAKES = HERE.parent / "boards" / "host"
 SCENARIO = HERE / "scenarios" / "sensors_i2c.py"
 sys.path.insert(0, str(FAKES))
 sys.path.insert(0, str(HERE.parent / "lib"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-FAKES = Path(__file__).resolve().parent / "fakes"
+FAKES = Path(__file__).resolve().parent.parent / "boards" / "host"
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "sensors_ow_adc.py"
 sys.path.insert(0, str(FAKES))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))

@@ -70,10 +70,13 @@ def summarize(readings, limit=80):
     if not isinstance(readings, dict):
         return str(readings)[:limit]
     parts = []
-    for k, v in readings.items():
+    for k, v in sorted(readings.items()):
+        unit = ""
+        if isinstance(v, list) and len(v) == 2 and isinstance(v[1], str):
+            v, unit = v   # the node's [value, unit]
         if isinstance(v, float):
             v = f"{v:.4g}"
-        parts.append(f"{k}={v}")
+        parts.append(f"{k}={v}{unit}")
     s = " ".join(parts)
     return s if len(s) <= limit else s[:limit - 3] + "..."
 

@@ -37,6 +37,7 @@ class MQTTClient:
         self.up = asyncio.Event()     # set while connected
         self.down = asyncio.Event()   # set while not connected
         self.down.set()
+        self.connects = 0             # connections made so far (CONNACK accepted)
         self.last_error = None        # why the last connection attempt or link ended
         self.handler_errors = 0       # exceptions raised by subscription handlers
         self._inbox = Inbox(self, inbox)
@@ -226,6 +227,7 @@ class MQTTClient:
         await asyncio.wait_for(self._connack(r), max(left, 0.001))
         await self._send()  # re-sends and re-subscribes queued by the CONNACK
         self._was_up = True
+        self.connects += 1
         self._dead = dead = asyncio.Event()
         self.up.set()
         self.down.clear()

@@ -1,5 +1,5 @@
 # Cross-runtime scenario: BME280 and SHT3x drivers against the fake I2C chips.
-# Run by tests/test_sensors_i2c.py on CPython and MicroPython with tests/fakes importable;
+# Run by tests/test_sensors_i2c.py on CPython and MicroPython with boards/host importable;
 # prints one line per check, compared verbatim with the expected lines.
 from fake_i2c import FakeI2C, FakeBME280, FakeSHT3x
 from sensors.bme280 import BME280

@@ -1,6 +1,6 @@
 # DS18B20 + battery drivers against the fakes; runs unchanged on CPython and the
 # MicroPython unix port (tests/test_sensors_ow_adc.py compares the printed lines).
-#   <python> sensors_ow_adc.py        (with lib/ and tests/fakes/ importable)
+#   <python> sensors_ow_adc.py        (with lib/ and boards/host/ importable)
 from sensors.errors import SensorError, SensorMissing, CRCError
 from sensors.ds18b20 import DS18B20, crc8, rom_hex, decode_temp
 from sensors.adc import Battery, percent

@@ -1,0 +1,135 @@
+# The host board: the MicroPython unix port on a laptop. Simulated chips on
+# the datasheet-modelled fake buses, values that drift slowly over time, an
+# always-up network. Run a node by hand (from the repository root):
+#
+#   MICROPYPATH=lib:boards/host:.frozen micropython firmware/main.py \
+#       [--config FILE] [--secrets FILE] [--id NODE] [--broker HOST[:PORT]]
+#       [--prefix P] [--interval S]
+#
+# --config defaults to boards/host/config.json; the other options override
+# its fields, so one file serves a fleet of simulated nodes.
+import sys
+import time
+from math import sin
+
+from fake_adc import FakeADC
+from fake_i2c import FakeI2C, FakeBME280, FakeSHT3x, EXAMPLE_ADC_T, EXAMPLE_ADC_P
+from fake_onewire import FakeOneWire, FakeDS18B20
+
+NAME = "host"
+PINS = {}
+
+_HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+_OPTIONS = {"--id": "node_id", "--broker": "broker.host", "--prefix": "topic_prefix",
+            "--interval": "telemetry.interval_s"}
+
+
+def config(argv=None):
+    """(config_text, secrets_text, overrides) from the command line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    paths = {"--config": _HERE + "/config.json", "--secrets": None}
+    over = {}
+    while args:
+        opt = args.pop(0)
+        if not args or not (opt in paths or opt in _OPTIONS):
+            raise ValueError("usage: main.py [--config FILE] [--secrets FILE] [--id NODE] "
+                             "[--broker HOST[:PORT]] [--prefix P] [--interval S]")
+        val = args.pop(0)
+        if opt in paths:
+            paths[opt] = val
+        elif opt == "--broker":
+            host, _, port = val.partition(":")
+            over["broker.host"] = host
+            if port:
+                over["broker.port"] = int(port) if port.isdigit() else port
+        elif opt == "--interval":
+            over["telemetry.interval_s"] = int(val) if val.isdigit() else val
+        else:
+            over[_OPTIONS[opt]] = val
+    with open(paths["--config"]) as f:
+        cfg = f.read()
+    sec = "{}"
+    if paths["--secrets"]:
+        with open(paths["--secrets"]) as f:
+            sec = f.read()
+    return cfg, sec, over
+
+
+async def network(ssid, password, timeout_ms=15000, tries=3):
+    return "127.0.0.1"  # the laptop is always online
+
+
+def bus(kind):
+    if not _buses:
+        _build()
+    return _buses.get(kind)
+
+
+def watchdog(timeout_s):
+    return None  # the unix port has no watchdog
+
+
+def reset():
+    pass  # firmware's main() starts the node again
+
+
+def deep_sleep(ms):
+    time.sleep_ms(ms)
+
+
+# ---- the simulated world ----
+
+_buses = {}
+_t0 = time.ticks_ms()
+
+
+def _drift():
+    """Moves every chip's value on as slow sine waves of the time since
+    start; each bus transaction calls it, so a reading sees the present."""
+    s = time.ticks_diff(time.ticks_ms(), _t0) / 1000
+    day = sin(s / 600)  # a ten-minute "day", so a demo shows change
+    b = _chips["bme"]
+    b.adc_t = EXAMPLE_ADC_T + int(6000 * day)          # about 25 +- 2 C
+    b.adc_p = EXAMPLE_ADC_P + int(800 * sin(s / 900))  # about 1006 +- 2 hPa
+    b.adc_h = 28000 + int(1500 * sin(s / 450))         # about 45 +- 5 %RH
+    sht = _chips["sht"]
+    sht.raw_t = int((23.5 + 1.5 * day + 45) * 65535 / 175)
+    sht.raw_rh = int((55 + 5 * sin(s / 300)) * 65535 / 100)
+    for i, d in enumerate(_chips["ds"]):
+        d.temp_c = 12.0 + 2 * i + day
+    _buses["adc"].volts = max(1.65, 1.975 - s / 400000)  # 3.95 V through 2:1, discharging
+    # the fakes record traffic for tests; a node runs for days
+    del b.writes[:], sht.commands[:], _buses["i2c"].log[:]
+
+
+class _I2C(FakeI2C):
+    def writeto(self, addr, buf, stop=True):
+        _drift()
+        return super().writeto(addr, buf, stop)
+
+
+class _OneWire(FakeOneWire):
+    def reset(self, required=False):
+        _drift()
+        return super().reset(required)
+
+
+class _ADC(FakeADC):
+    def read_u16(self):
+        _drift()
+        return super().read_u16()
+
+
+_chips = {"bme": FakeBME280(), "sht": FakeSHT3x(),
+          "ds": [FakeDS18B20(0x0000A1B2C3D4), FakeDS18B20(0x0000A1B2C3D5)]}
+
+
+def _build():
+    i2c = _buses["i2c"] = _I2C(0)
+    i2c.add(0x76, _chips["bme"])
+    i2c.add(0x44, _chips["sht"])
+    ow = _buses["onewire"] = _OneWire("GP4")
+    for d in _chips["ds"]:
+        ow.add(d)
+    _buses["adc"] = _ADC(1.975)
+    _drift()

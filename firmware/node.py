@@ -1,0 +1,309 @@
+# The node application: read the sensors on a drift-free schedule, publish
+# telemetry, keep a retained status with a will, answer commands. Hardware
+# comes only through `board` (see boards/README.md).
+#
+# Topics, under base = <prefix>/<node_id>/:
+#   base + "status"      retained: "online" after every connect; the will sets
+#                        "offline"; a deep-sleeping node says "sleeping <s>"
+#   base + "telemetry"   {"node", "seq", "uptime_s", "interval_s", "readings":
+#                        {"<sensor>.<quantity>": [value, unit]}, "errors":
+#                        {"<sensor>": "why"}, "dropped"}
+#   base + "cmd/<name>"  commands in: interval (payload: seconds), read, ping,
+#                        reboot
+#   base + "reply/<name>" {"cmd", "ok", ...} or {"cmd", "ok": false, "error"}
+import asyncio
+import json
+
+from mqtt import MQTTClient
+from mqtt.compat import sleep_ms, ticks_ms
+from mqtt.errors import ConnectRefused, MQTTError
+from mqtt.session import ticks_diff
+
+from probes import Probe
+
+_LINK_CHECK_S = 1      # how often the sender looks at a quiet link
+_NET_RETRY_MS = 30000  # offline this long: ask the board to bring the network up again
+_MAX_ECHO = 64         # bytes of a ping payload echoed back
+
+
+def log(*args):
+    print("mqnode:", *args)
+
+
+class Node:
+    def __init__(self, cfg, board):
+        self.cfg = cfg
+        self.board = board
+        self.id = cfg["node_id"]
+        base = cfg["topic_prefix"] + "/" + self.id + "/"
+        self.t_status = base + "status"
+        self.t_telemetry = base + "telemetry"
+        self.t_cmd = base + "cmd/"
+        self.t_reply = base + "reply/"
+        self.interval = cfg["telemetry.interval_s"]
+        self.qos = cfg["telemetry.qos"]
+        self.probes = [Probe(s, board) for s in cfg["sensors"]]
+        self.buffer = []       # telemetry payloads not yet handed to the client
+        self.dropped = 0       # payloads dropped because the buffer was full
+        self.seq = 0
+        self.uptime_ms = 0
+        sec = cfg["secrets"]
+        self.client = MQTTClient(
+            cfg["broker.host"], cfg["broker.port"], cfg["broker.client_id"], clean=True,
+            keepalive=cfg["broker.keepalive"], will=(self.t_status, b"offline", 1, True),
+            username=sec["broker_username"], password=sec["broker_password"], inbox=4)
+        self._wake = asyncio.Event()    # the schedule has news (command)
+        self._poke = asyncio.Event()    # the buffer has news
+        self._read_now = False
+        self._new_interval = False
+        self._sleep_ms = 0
+        self._done = None               # set to stop run()
+        self._last = ticks_ms()
+
+    # ---- running ----
+
+    async def run(self):
+        """Run until a reboot or deep sleep is due; returns the milliseconds
+        to sleep (0: reboot)."""
+        self._done = asyncio.Event()
+        self._tick()
+        await self._network()
+        if self.cfg["deep_sleep"]:
+            return await self._sleep_cycle()
+        log(self.id, "broker", self.cfg["broker.host"], self.cfg["broker.port"])
+        tasks = [asyncio.create_task(f()) for f in
+                 (self._connect, self._schedule, self._sender, self._commands, self._link_watch)]
+        await self._done.wait()
+        for t in tasks:
+            t.cancel()
+        await self.client.disconnect()
+        return self._sleep_ms
+
+    def _tick(self):
+        # uptime by summing short ticks differences: ticks_ms wraps (2**30 ms)
+        now = ticks_ms()
+        self.uptime_ms += ticks_diff(now, self._last)
+        self._last = now
+        return now
+
+    async def _network(self):
+        delay = 5
+        while True:
+            try:
+                ip = await self.board.network(self.cfg["wifi.ssid"],
+                                              self.cfg["secrets"]["wifi_password"])
+                log(self.id, "network up", ip)
+                return
+            except OSError as e:
+                log(self.id, "network:", e)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 300)
+
+    async def _connect(self):
+        while True:
+            try:
+                await self.client.connect()
+                return
+            except ConnectRefused as e:   # the client retries with backoff
+                log(self.id, "broker refused:", e.reason)
+
+    async def _link_watch(self):
+        # The client reconnects by itself; if the link stays down, the Wi-Fi
+        # may be what is gone.
+        c = self.client
+        while True:
+            await c.down.wait()
+            try:
+                await asyncio.wait_for(c.up.wait(), _NET_RETRY_MS / 1000)
+                log(self.id, "connected")
+            except asyncio.TimeoutError:
+                log(self.id, "offline:", repr(c.last_error))
+                await self._network()
+            await c.up.wait()
+            await c.down.wait()
+            log(self.id, "disconnected:", repr(c.last_error))
+
+    # ---- the schedule ----
+
+    async def _schedule(self):
+        wdt_s = self.cfg["watchdog_s"]
+        wdt = self.board.watchdog(wdt_s) if wdt_s else None
+        nap = wdt_s * 500 if wdt else 3600000   # feed at twice the timeout's rate
+        due = self._tick()
+        while True:
+            if wdt:
+                wdt.feed()   # fed only while this loop runs: a hang means a reset
+            now = self._tick()
+            if self._wake.is_set():   # a command
+                self._wake.clear()
+                if self._new_interval:
+                    self._new_interval = False
+                    due = (now + self.interval * 1000) & 0x3FFFFFFF
+                if self._read_now:
+                    self._read_now = False
+                    self._queue(await self.measure())
+                continue
+            wait = ticks_diff(due, now)
+            if wait <= 0:
+                # Drift-free: the next slot is one interval after this slot,
+                # not after now; slots already missed are skipped.
+                due = (due + self.interval * 1000) & 0x3FFFFFFF
+                if ticks_diff(due, now) <= 0:
+                    due = (now + self.interval * 1000) & 0x3FFFFFFF
+                self._queue(await self.measure())
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(wait, nap) / 1000)
+            except asyncio.TimeoutError:
+                pass
+
+    async def measure(self):
+        """Read every sensor (conversions overlap); the telemetry payload."""
+        readings, errors, started = {}, {}, []
+        wait = 0
+        for p in self.probes:
+            try:
+                wait = max(wait, p.start())
+                started.append(p)
+            except Exception as e:  # any failure of one sensor is its own
+                errors[p.name] = _why(e)
+                p.failed()
+        await sleep_ms(wait)
+        for p in started:
+            try:
+                p.finish(readings)
+            except Exception as e:
+                errors[p.name] = _why(e)
+                p.failed()
+        self.seq += 1
+        self._tick()
+        return json.dumps({"node": self.id, "seq": self.seq, "uptime_s": self.uptime_ms // 1000,
+                           "interval_s": self.interval, "readings": readings,
+                           "errors": errors, "dropped": self.dropped})
+
+    def _queue(self, payload):
+        if len(self.buffer) >= self.cfg["buffer"]:
+            self.buffer.pop(0)   # oldest first; the count goes out with the next telemetry
+            self.dropped += 1
+            log(self.id, "buffer full, dropped the oldest reading (%d so far)" % self.dropped)
+        self.buffer.append(payload)
+        self._poke.set()
+
+    # ---- the link: status and buffered telemetry ----
+
+    async def _sender(self):
+        c = self.client
+        announced = 0
+        while True:
+            if not c.up.is_set():
+                await c.up.wait()
+                continue
+            try:
+                if announced != c.connects:
+                    n = c.connects
+                    await c.publish(self.t_status, b"online", 1, True, timeout=10)
+                    announced = n
+                    if n == 1:
+                        asyncio.create_task(self._subscribe())
+                elif self.buffer:
+                    await c.publish(self.t_telemetry, self.buffer[0], self.qos, timeout=10)
+                    self.buffer.pop(0)   # only once the client has it
+                else:
+                    self._poke.clear()
+                    await asyncio.wait_for(self._poke.wait(), _LINK_CHECK_S)
+            except (MQTTError, OSError, asyncio.TimeoutError):
+                await sleep_ms(100)   # the link went down: wait for it to come back
+
+    async def _subscribe(self):
+        # The client subscribes again by itself after a reconnect.
+        while True:
+            try:
+                await self.client.subscribe(self.t_cmd + "#", 1, timeout=30)
+                return
+            except (MQTTError, OSError, asyncio.TimeoutError) as e:
+                log(self.id, "subscribe failed:", repr(e))
+                await self.client.up.wait()
+
+    # ---- commands ----
+
+    async def _commands(self):
+        async for msg in self.client.messages():
+            if msg.topic.startswith(self.t_cmd):
+                await self.command(msg.topic[len(self.t_cmd):], msg.payload, msg.retain)
+
+    async def command(self, name, payload, retained=False):
+        """Carry out one command and publish the reply."""
+        reply = {"cmd": name, "ok": True}
+        reboot = False
+        try:
+            if retained:
+                # a retained command would run again at every subscribe
+                raise ValueError("retained commands are ignored; publish without retain")
+            if name == "interval":
+                s = _int(payload)
+                if not 1 <= s <= 86400:
+                    raise ValueError("interval: want whole seconds 1..86400")
+                self.interval = s
+                reply["interval_s"] = s
+                self._new_interval = True
+                self._wake.set()
+            elif name == "read":
+                self._read_now = True
+                self._wake.set()
+            elif name == "ping":
+                self._tick()
+                reply["uptime_s"] = self.uptime_ms // 1000
+                reply["seq"] = self.seq
+                reply["echo"] = _text(payload[:_MAX_ECHO])
+            elif name == "reboot":
+                reboot = True
+            else:
+                raise ValueError("unknown command; known: interval, read, ping, reboot")
+        except ValueError as e:
+            reply = {"cmd": name, "ok": False, "error": str(e)}
+        log(self.id, "command", name, "ok" if reply["ok"] else reply["error"])
+        try:
+            await self.client.publish(self.t_reply + name, json.dumps(reply), 1, timeout=10)
+            if reboot:
+                await self.client.flush(timeout=5)
+        except (MQTTError, OSError, asyncio.TimeoutError):
+            pass
+        if reboot:
+            self._done.set()
+
+    # ---- deep sleep ----
+
+    async def _sleep_cycle(self):
+        # Wake, read, publish at QoS 1, say when we wake again, disconnect
+        # cleanly (so no will), sleep. Readings that cannot be sent are lost:
+        # the buffer does not survive deep sleep.
+        c = self.client
+        try:
+            await c.connect(timeout=30)
+            await c.publish(self.t_status, b"online", 1, True, timeout=10)
+            await c.publish(self.t_telemetry, await self.measure(), 1, timeout=10)
+            await c.publish(self.t_status, "sleeping %d" % self.interval, 1, True, timeout=10)
+            await c.flush(timeout=10)
+        except (MQTTError, OSError, asyncio.TimeoutError) as e:
+            log(self.id, "could not publish before sleep:", repr(e))
+        await c.disconnect()
+        log(self.id, "sleeping", self.interval, "s")
+        return self.interval * 1000
+
+
+def _why(e):
+    return "%s: %s" % (type(e).__name__, e)
+
+
+def _text(payload):
+    try:
+        return bytes(payload).decode()
+    except UnicodeError:
+        raise ValueError("payload is not UTF-8")
+
+
+def _int(payload):
+    try:
+        return int(_text(payload).strip())
+    except ValueError:
+        raise ValueError("interval: want whole seconds 1..86400, got %r" % bytes(payload[:20]))

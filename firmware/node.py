@@ -128,7 +128,8 @@ class Node:
     async def _schedule(self):
         wdt_s = self.cfg["watchdog_s"]
         wdt = self.board.watchdog(wdt_s) if wdt_s else None
-        nap = wdt_s * 500 if wdt else 3600000   # feed at twice the timeout's rate
+        # Fed every 2 s at most: a board may shorten the timeout (rp2: 8.3 s).
+        nap = min(wdt_s * 500, 2000) if wdt else 3600000
         due = self._tick()
         while True:
             if wdt:

@@ -1,0 +1,232 @@
+"""The whole node: firmware/main.py on the host board under the MicroPython unix port,
+against a real mosquitto. What a user of a node relies on: telemetry on a drift-free schedule
+with the documented schema, the retained status and the will (seen by tools/monitor.py),
+commands with replies, config errors that name the field, and the offline buffer."""
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, pub
+
+MAIN = REPO / "firmware" / "main.py"
+HOST = REPO / "boards" / "host"
+UNITS = {"temperature": "C", "humidity": "%RH", "pressure": "hPa", "voltage": "V", "charge": "%"}
+
+
+@pytest.fixture
+def node(start_py, mosquitto, prefix):
+    """start(node_id, *extra_args) -> the node's PyProcess, on the host board."""
+
+    def start(node_id="n1", *args, broker=None):
+        b = broker or mosquitto
+        argv = ["--id", node_id, "--broker", f"{b.host}:{b.port}", "--prefix", prefix, *args]
+        return start_py("micropython", MAIN, argv, pythonpath=(HOST,), cwd=REPO)
+
+    return start
+
+
+def telemetry(lines):
+    return [json.loads(line.split(" ", 1)[1]) for line in lines]
+
+
+def test_telemetry_on_schedule_with_schema(node, mosquitto, sub, prefix):
+    s = sub(mosquitto, [f"{prefix}/n1/telemetry", f"{prefix}/n1/status"], qos=1)
+    p = node("n1", "--interval", "1")
+    got = s.wait_for(7, timeout=30)
+    assert got[0] == f"{prefix}/n1/status online", (got, p.seen)
+    tel = telemetry(got[1:])
+    assert len(tel) == 6, (got, p.seen)
+    for i, t in enumerate(tel):
+        assert set(t) == {"node", "seq", "uptime_s", "interval_s", "readings", "errors", "dropped"}
+        assert (t["node"], t["seq"], t["interval_s"], t["errors"], t["dropped"]) == ("n1", i + 1, 1, {}, 0)
+        # Drift-free: reading k is due at (k-1) intervals on the node's own clock. A schedule
+        # that waited `interval` after each reading would slip by the DS18B20's 750 ms
+        # conversion every time, and be 3.75 s late by the sixth.
+        assert i <= t["uptime_s"] < i + 2, [x["uptime_s"] for x in tel]
+        r = t["readings"]
+        # the host board's sensors (boards/host/config.json): BME280, SHT3x, two DS18B20, battery
+        assert {"air.temperature", "air.pressure", "air.humidity", "leaf.temperature",
+                "leaf.humidity", "battery.voltage", "battery.charge"} <= set(r)
+        soil = [k for k in r if k.startswith("soil.")]
+        assert len(soil) == 2 and all(r[k][1] == "C" for k in soil)
+        for k, (value, unit) in r.items():
+            assert isinstance(value, (int, float))
+            if not k.startswith("soil."):
+                assert unit == UNITS[k.split(".")[1]], (k, unit)
+        assert 15 < r["air.temperature"][0] < 35 and 900 < r["air.pressure"][0] < 1100
+        assert 3.3 < r["battery.voltage"][0] < 4.2
+
+
+def test_sigkill_makes_the_monitor_alert_via_the_will(node, mosquitto, prefix):
+    mon = subprocess.Popen(
+        [sys.executable, str(REPO / "tools" / "monitor.py"), "--host", mosquitto.host,
+         "--port", str(mosquitto.port), "--prefix", prefix, "--json", "--exit-on-alert",
+         "--duration", "60"], stdout=subprocess.PIPE, text=True)
+    try:
+        events = []
+        for line in mon.stdout:
+            events.append(json.loads(line))
+            if events[-1]["event"] == "subscribed":
+                break
+        p = node("n7", "--interval", "1")
+        for line in mon.stdout:
+            events.append(json.loads(line))
+            if events[-1]["event"] == "telemetry":
+                break
+        assert [e["event"] for e in events[1:3]] == ["online", "telemetry"], events
+        p.kill_now()
+        out, _ = mon.communicate(timeout=30)
+    finally:
+        if mon.poll() is None:
+            mon.kill()
+            mon.wait()
+    events += [json.loads(line) for line in out.splitlines()]
+    alerts = [e for e in events if e["event"] == "alert"]
+    assert mon.returncode == 3, events
+    assert alerts == [alerts[0]] and alerts[0]["node"] == "n7", events
+    assert alerts[0]["details"] == {"kind": "will", "status": "offline"}
+
+
+def command(sub, broker, prefix, name, payload):
+    s = sub(broker, f"{prefix}/n1/reply/{name}", qos=1, count=1)
+    pub(broker, f"{prefix}/n1/cmd/{name}", payload, qos=1)
+    got = s.lines(timeout=15)
+    assert len(got) == 1, f"no reply to {name}"
+    return json.loads(got[0].split(" ", 1)[1])
+
+
+def test_commands_round_trip(node, mosquitto, sub, prefix):
+    tel = sub(mosquitto, f"{prefix}/n1/telemetry", qos=1)
+    p = node("n1", "--interval", "3600")
+    p.expect("connected")
+    assert len(tel.wait_for(1, timeout=20)) == 1      # the first reading comes at once
+    time.sleep(0.5)  # the command subscription is made right after the node is online
+    r = command(sub, mosquitto, prefix, "ping", "hello")
+    assert r["cmd"] == "ping" and r["ok"] is True and r["echo"] == "hello" and r["seq"] == 1
+
+    # read now: one reading at once, the hourly schedule unchanged
+    assert command(sub, mosquitto, prefix, "read", "") == {"cmd": "read", "ok": True}
+    assert len(tel.wait_for(2, timeout=15)) == 2
+    assert telemetry(tel.messages[1:2])[0]["interval_s"] == 3600
+
+    # bad commands: an error reply, nothing changes
+    r = command(sub, mosquitto, prefix, "interval", "soon")
+    assert r["ok"] is False and "1..86400" in r["error"]
+    r = command(sub, mosquitto, prefix, "interval", "0")
+    assert r["ok"] is False and "1..86400" in r["error"]
+    r = command(sub, mosquitto, prefix, "selfdestruct", "now")
+    assert r == {"cmd": "selfdestruct", "ok": False,
+                 "error": "unknown command; known: interval, read, ping, reboot"}
+    assert len(tel.messages) == 2
+
+    # interval: the new schedule starts now
+    assert command(sub, mosquitto, prefix, "interval", "1") == \
+        {"cmd": "interval", "ok": True, "interval_s": 1}
+    got = telemetry(tel.wait_for(4, timeout=15)[2:])
+    assert [t["interval_s"] for t in got] == [1, 1] and [t["seq"] for t in got] == [3, 4]
+
+    # reboot: a reply, a clean disconnect (no will), a fresh boot that says online again
+    status = sub(mosquitto, f"{prefix}/n1/status", qos=1)
+    assert status.wait_for(1) == [f"{prefix}/n1/status online"]   # retained
+    assert command(sub, mosquitto, prefix, "reboot", "") == {"cmd": "reboot", "ok": True}
+    got = status.wait_for(2, timeout=20)
+    assert got == [f"{prefix}/n1/status online"] * 2, got
+    p.expect("network up")  # booted again
+    assert p.poll() is None
+
+
+def test_retained_command_is_refused(node, mosquitto, sub, prefix):
+    # A retained command would run again at every (re)subscribe: a reboot loop.
+    replies = sub(mosquitto, f"{prefix}/n1/reply/#", qos=1)
+    pub(mosquitto, f"{prefix}/n1/cmd/reboot", "now", qos=1, retain=True)
+    p = node("n1", "--interval", "3600")
+    p.expect("network up")
+    got = replies.wait_for(1, timeout=20)
+    assert len(got) == 1, p.seen
+    r = json.loads(got[0].split(" ", 1)[1])
+    assert r["ok"] is False and "retained" in r["error"]
+    time.sleep(1)
+    assert p.poll() is None and sum("network up" in line for line in p.seen) == 1, p.seen
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--broker", "127.0.0.1:http"], "broker.port: must be int, not str"),
+    (["--interval", "0"], "telemetry.interval_s: must be 1..86400 seconds"),
+    (["--id", "a/b"], "node_id: must be 1..64 characters without / + #"),
+])
+def test_bad_config_stops_with_the_field_named(run_py, args, field):
+    r = run_py("micropython", MAIN, args, pythonpath=(HOST,), cwd=REPO, timeout=20)
+    assert r.returncode == 2, r
+    assert r.lines == ["mqnode: config: " + field], r
+
+
+def test_bad_config_file_never_shows_secrets(run_py, tmp_path):
+    cfg = json.loads((HOST / "config.json").read_text())
+    del cfg["broker"]["host"]
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "secrets.json").write_text(json.dumps(
+        {"wifi_password": "wifi-pw-0451", "broker_username": "u", "broker_password": "mqtt-pw-9d2"}))
+    r = run_py("micropython", MAIN, ["--config", tmp_path / "config.json",
+                                     "--secrets", tmp_path / "secrets.json"],
+               pythonpath=(HOST,), cwd=REPO, timeout=20)
+    assert r.returncode == 2 and r.lines == ["mqnode: config: broker.host: missing "
+                                             "(a host name or IP address)"], r
+    (tmp_path / "secrets.json").write_text('{"broker_password": "mqtt-pw-9d2"}')
+    r = run_py("micropython", MAIN, ["--config", HOST / "config.json",
+                                     "--secrets", tmp_path / "secrets.json"],
+               pythonpath=(HOST,), cwd=REPO, timeout=20)
+    assert r.returncode == 2, r
+    assert r.lines == ["mqnode: config: secrets.json: broker_password needs broker_username"]
+    assert "pw-" not in r.output
+
+
+def test_one_failing_sensor_never_stops_the_others(node, mosquitto, sub, prefix, tmp_path):
+    cfg = json.loads((HOST / "config.json").read_text())
+    cfg["sensors"].append({"type": "sht3x", "name": "gone", "addr": 0x45})   # nothing there
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    s = sub(mosquitto, f"{prefix}/n1/telemetry", qos=1)
+    node("n1", "--config", tmp_path / "config.json", "--interval", "1")
+    for t in telemetry(s.wait_for(2, timeout=20)):
+        assert list(t["errors"]) == ["gone"]
+        assert t["errors"]["gone"].startswith("SensorMissing: SHT3x: no device at ")
+        assert "0x45" in t["errors"]["gone"]
+        assert "leaf.temperature" in t["readings"] and "air.pressure" in t["readings"]
+        assert not any(k.startswith("gone.") for k in t["readings"])
+
+
+def test_offline_buffer_delivers_after_the_broker_returns(node, mosquitto_factory, sub, prefix,
+                                                          tmp_path):
+    broker = mosquitto_factory(persistence=True)
+    cfg = json.loads((HOST / "config.json").read_text())
+    cfg["buffer"] = 3
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    topic = f"{prefix}/n1/telemetry"
+    # a persistent subscriber: the broker keeps what arrives while it is away
+    session = ["-c", "-i", f"keeper-{prefix[2:]}"]
+    s = sub(broker, topic, qos=1, extra=session)
+    p = node("n1", "--config", tmp_path / "config.json", "--interval", "1", broker=broker)
+    before = telemetry(s.wait_for(2, timeout=20))
+    s.stop()
+    broker.stop()
+    p.expect("disconnected", timeout=20)
+    time.sleep(6)   # about six readings while offline; the buffer keeps the last three
+    broker.start()
+    p.expect("connected", timeout=30)
+    time.sleep(1.5)
+    s = sub(broker, topic, qos=1, extra=session)
+    after = telemetry(s.wait_for(10, timeout=20))
+    seqs = [t["seq"] for t in before + after]
+    # oldest first, each reading once, and one gap: what the full buffer dropped
+    steps = [b - a for a, b in zip(seqs, seqs[1:])]
+    gaps = [d for d in steps if d != 1]
+    assert len(gaps) == 1 and gaps[0] > 1, seqs
+    dropped = gaps[0] - 1
+    # readings keep the seq and uptime of when they were taken
+    ups = [t["uptime_s"] for t in before + after]
+    assert ups == sorted(ups), ups
+    # the count of dropped readings goes out with the readings taken after the drop
+    assert after[-1]["dropped"] == dropped, after
+    assert p.poll() is None

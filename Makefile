@@ -12,7 +12,7 @@ MOSQUITTO_HINT := install mosquitto: apt-get install mosquitto mosquitto-clients
 help:
 	@echo "make venv    create .venv and install requirements.txt"
 	@echo "make test    run pytest on CPython + MicroPython against mosquitto (PYTEST_ARGS=... to narrow)"
-	@echo "make demo    run tools/demo.py"
+	@echo "make demo    broker + three simulated nodes on MicroPython + the fleet monitor"
 	@echo "make bench   run bench/write_split.py and bench/heap.py (needs mosquitto; tables in bench/results/)"
 	@echo "make clean   remove .venv, build/ and caches"
 

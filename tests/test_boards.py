@@ -111,6 +111,8 @@ def run_manifest(name, tmp_path, mdir=None):
     port_dir = tmp_path / "port"          # stands in for $(PORT_DIR) of a MicroPython tree
     (port_dir / "boards").mkdir(parents=True)
     (port_dir / "boards" / "manifest.py").write_text("")
+    (port_dir / "variants").mkdir()
+    (port_dir / "variants" / "manifest.py").write_text("")   # the unix port's
     pvars = {"MPY_DIR": str(tmp_path), "PORT_DIR": str(port_dir),
              "BOARD_DIR": str(port_dir / "boards" / "X"), "MPY_LIB_DIR": str(tmp_path / "lib")}
 
@@ -145,13 +147,17 @@ def run_manifest(name, tmp_path, mdir=None):
     return named
 
 
-@pytest.mark.parametrize("name", sorted(HARDWARE))
+@pytest.mark.parametrize("name", BOARDS)
 def test_manifest_names_existing_paths(name, tmp_path):
     named = run_manifest(name, tmp_path)
     missing = [(f, str(p)) for f, p in named if f != "require" and not Path(p).exists()]
     assert not missing, missing
     got = {(f, str(p)) for f, p in named}
-    assert ("include", str(tmp_path / "port" / "boards" / "manifest.py")) in got
+    port_manifest = "variants" if name == "host" else "boards"
+    assert ("include", str(tmp_path / "port" / port_manifest / "manifest.py")) in got
+    if name == "host":
+        for sim in ("fake_i2c.py", "fake_onewire.py", "fake_adc.py"):
+            assert ("module", str(BOARDS_DIR / name / sim)) in got
     assert ("package", str(REPO / "lib" / "mqtt")) in got
     assert ("package", str(REPO / "lib" / "sensors")) in got
     assert ("module", str(BOARDS_DIR / name / "board.py")) in got

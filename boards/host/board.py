@@ -6,8 +6,9 @@
 #       [--config FILE] [--secrets FILE] [--id NODE] [--broker HOST[:PORT]]
 #       [--prefix P] [--interval S]
 #
-# --config defaults to boards/host/config.json; the other options override
-# its fields, so one file serves a fleet of simulated nodes.
+# --config defaults to ./config.json if there is one, else
+# boards/host/config.json; --secrets to ./secrets.json if there is one. The
+# other options override fields, so one file serves a fleet of simulated nodes.
 import sys
 import time
 from math import sin
@@ -27,7 +28,10 @@ _OPTIONS = {"--id": "node_id", "--broker": "broker.host", "--prefix": "topic_pre
 def config(argv=None):
     """(config_text, secrets_text, overrides) from the command line."""
     args = list(sys.argv[1:] if argv is None else argv)
-    paths = {"--config": _HERE + "/config.json", "--secrets": None}
+    # Without options, a deployed node (tools deploy to the virtual board) finds
+    # config.json and secrets.json in its working folder, like a board in "/".
+    paths = {"--config": "config.json" if _exists("config.json") else _HERE + "/config.json",
+             "--secrets": "secrets.json" if _exists("secrets.json") else None}
     over = {}
     while args:
         opt = args.pop(0)
@@ -53,6 +57,14 @@ def config(argv=None):
         with open(paths["--secrets"]) as f:
             sec = f.read()
     return cfg, sec, over
+
+
+def _exists(path):
+    try:
+        open(path).close()
+        return True
+    except OSError:
+        return False
 
 
 async def network(ssid, password, timeout_ms=15000, tries=3):

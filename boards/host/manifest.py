@@ -1,0 +1,14 @@
+# Freeze manifest for the unix port: make -C ports/unix FROZEN_MANIFEST=<repo>/boards/host/manifest.py
+# (in a MicroPython tree). Relative paths are resolved against this file's directory.
+include("$(PORT_DIR)/variants/manifest.py")   # the port's own frozen modules (asyncio, ...)
+
+package("mqtt", base_path="../../lib")
+package("sensors", base_path="../../lib")
+module("board.py")
+# the simulated chips the host board ships
+for name in ("fake_i2c.py", "fake_onewire.py", "fake_adc.py"):
+    module(name)
+
+# main.py stays a file (a frozen main.py would run instead of /main.py; see ../esp32).
+for name in ("config.py", "node.py", "probes.py"):
+    module(name, base_path="../../firmware")

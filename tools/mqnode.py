@@ -122,17 +122,33 @@ def build(board, out=None, quiet=False):
 # ---------------------------------------------------------------------------- the board
 
 
-def mpremote(port, *args, resume=True, timeout=60):
-    """Run one mpremote command line against `port`; returns stdout. Errors become
-    Failures that say what is wrong with the board or the port."""
+def mpremote(port, *args, resume=True, timeout=60, on_line=None):
+    """Run one mpremote command line against `port`; returns stdout (each line also goes
+    to on_line as it arrives). Errors become Failures that say what is wrong with the
+    board or the port."""
     argv = [tool("mpremote"), "connect", port] + (["resume"] if resume else []) + list(args)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL)
+    timer = threading.Timer(timeout, p.kill)
+    timer.start()
     try:
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+        err = []
+        t = threading.Thread(target=lambda: err.append(p.stderr.read()), daemon=True)
+        t.start()
+        lines = []
+        for line in p.stdout:
+            lines.append(line)
+            if on_line:
+                on_line(line.rstrip("\n"))
+        p.wait()
+        t.join()
+    finally:
+        timer.cancel()
+    out, err = "".join(lines), "".join(err)
+    if p.returncode == -9:
         raise Failure(f"{port}: no answer within {timeout} s")
-    if r.returncode:
-        err = (r.stderr + r.stdout).strip()
+    if p.returncode:
+        err = (err + out).strip()
         if "failed to access" in err or "no device found" in err:
             if not os.path.exists(port):
                 raise Failure(f"{port}: no device on this port (is the board plugged in?)")
@@ -141,8 +157,8 @@ def mpremote(port, *args, resume=True, timeout=60):
         if "could not enter raw repl" in err:
             raise Failure(f"{port}: does not answer like a MicroPython board (no raw REPL); "
                           "flash MicroPython first: tools/mqnode.py flash ...")
-        raise Failure(f"{port}: mpremote failed: {err.splitlines()[-1] if err else r.returncode}")
-    return r.stdout
+        raise Failure(f"{port}: mpremote failed: {err.splitlines()[-1] if err else p.returncode}")
+    return out
 
 
 # Runs on the board: what it is, how much flash is free, and the sha256 of each path asked.
@@ -247,9 +263,20 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
     cmds.append(["fs", "cp", str(build_dir / STAMP), ":" + STAMP])
     say(f"MicroPython {'.'.join(map(str, facts['version']))}; {len(changed)} of {len(want)} "
         f"files to copy, {len(stale)} to remove")
-    for n, c in enumerate(cmds, 1):
-        say(f"[{n}/{len(cmds)}] {c[1]} {c[-1].lstrip(':')}")
-        mpremote(port, *c)
+    # One mpremote run for all of them (commands chained with "+"); it prints a line per
+    # command, which becomes our progress line.
+    done = [0]
+
+    def progress(line):
+        if line.split(" ", 1)[0] in ("cp", "mkdir", "rm"):
+            done[0] += 1
+            say(f"[{done[0]}/{len(cmds)}] {line.split()[0]} {line.split()[-1].lstrip(':')}")
+
+    for i in range(0, len(cmds), 40):   # bounded command lines
+        chained = []
+        for c in cmds[i:i + 40]:
+            chained += (["+"] if chained else []) + c
+        mpremote(port, *chained, on_line=progress, timeout=300)
     if reset:
         say("reset")
         mpremote(port, "reset")

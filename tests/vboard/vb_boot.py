@@ -17,7 +17,8 @@
 #     so the REPL starts with clean globals (plus whatever boot.py/main.py defined).
 #
 # Environment (set by the supervisor): VB_FLASH (absolute flash dir), VB_MODE (friendly|raw),
-# VB_BOOT (hard|soft), VB_UID (hex), optional VB_PLATFORM, VB_MACHINE, VB_MPY_ARCH.
+# VB_BOOT (hard|soft), VB_UID (hex), optional VB_PLATFORM, VB_MACHINE, VB_MPY_ARCH,
+# VB_MPY (a whole sys.implementation._mpy), VB_VERSION ("1.19.1"); these need VB_PLATFORM.
 # The markers must match vboard.py (MARK_START / MARK_READY / MARK_EXIT).
 
 
@@ -164,11 +165,16 @@ def _vb_main():
         arch = getenv("VB_MPY_ARCH")
         if arch:
             mpy = (mpy & ~(0xF << 10)) | ((int(arch) & 0xF) << 10)
+        if getenv("VB_MPY"):       # a whole _mpy: an older bytecode version, say
+            mpy = int(getenv("VB_MPY"))
         mach = getenv("VB_MACHINE") or impl._machine
+        ver = impl.version
+        if getenv("VB_VERSION"):   # "1.19.1": the MicroPython release to claim
+            ver = tuple(int(x) for x in getenv("VB_VERSION").split(".")) + ("",)
 
         class Impl:
             name = impl.name
-            version = impl.version
+            version = ver
             _machine = mach
             _mpy = mpy
 

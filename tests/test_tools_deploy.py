@@ -1,0 +1,196 @@
+"""tools/mqnode.py deploy and logs with stock mpremote against virtual boards (tests/vboard):
+the MicroPython unix port behind a pty, with a temporary folder as its flash."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+from vboard.vboard import VirtualBoard
+
+SECRET = "s3cret-broker-pw-4711"
+
+
+@pytest.fixture
+def boards(tmp_path):
+    """make(name, **kw) -> a started VirtualBoard with its flash in tmp_path/name."""
+    made = []
+
+    def make(name="vb", **kw):
+        d = tmp_path / name
+        (d / "flash").mkdir(parents=True)
+        vb = VirtualBoard(d / "flash", link=d / "tty", log=d / "console.log", **kw)
+        vb.start()
+        made.append(vb)
+        return vb
+
+    yield make
+    for vb in made:
+        vb.stop()
+
+
+@pytest.fixture
+def repo_copy(tmp_path):
+    """A copy of the sources and tools, to change files without touching the repository."""
+    repo = tmp_path / "repo"
+    for d in ("tools", "lib", "firmware", "boards"):
+        shutil.copytree(REPO / d, repo / d, ignore=shutil.ignore_patterns("__pycache__"))
+    return repo
+
+
+def node_files(tmp_path, mosquitto, prefix, node_id="vb-1"):
+    cfg = {"node_id": node_id, "topic_prefix": prefix,
+           "broker": {"host": mosquitto.host, "port": mosquitto.port, "keepalive": 30},
+           "telemetry": {"interval_s": 1}, "sensors": [{"type": "bme280", "name": "air"}]}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "secrets.json").write_text(json.dumps({"broker_username": "node",
+                                                      "broker_password": SECRET}))
+    return ["--config", tmp_path / "config.json", "--secrets", tmp_path / "secrets.json"]
+
+
+def deploy(*args, repo=REPO, timeout=180):
+    r = subprocess.run([sys.executable, str(repo / "tools" / "mqnode.py"), "deploy",
+                        *[str(a) for a in args]], capture_output=True, text=True, timeout=timeout)
+    assert SECRET not in r.stdout + r.stderr
+    return r
+
+
+def flash_files(vb):
+    root = vb.flash_dir
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def copied(out):
+    return sorted(line.split()[-1] for line in out.splitlines() if "] cp " in line)
+
+
+def test_fresh_deploy_then_the_node_publishes(boards, mosquitto, sub, prefix, tmp_path):
+    vb = boards()
+    s = sub(mosquitto, f"{prefix}/vb-1/telemetry", qos=1)
+    r = deploy("--board", "host", "--port", vb.device, *node_files(tmp_path, mosquitto, prefix))
+    assert r.returncode == 0, r.stdout + r.stderr
+    stamp = json.loads((REPO / "build" / "host" / "mqnode.json").read_text())
+    want = set(stamp["files"]) | {"config.json", "secrets.json", "mqnode.json"}
+    assert flash_files(vb) == want
+    assert sorted(copied(r.stdout)) == sorted(want)
+    assert json.loads((vb.flash_dir / "secrets.json").read_text())["broker_password"] == SECRET
+    assert "1 of 1 boards deployed" in r.stdout
+    # the end-to-end proof: after the reset, the deployed node runs main.py, connects
+    # to the broker and publishes
+    got = s.wait_for(2, timeout=30)
+    assert len(got) == 2, vb.console_text()[-2000:]
+    t = json.loads(got[0].split(" ", 1)[1])
+    assert t["node"] == "vb-1" and "air.temperature" in t["readings"]
+    assert vb.hard_resets >= 1
+    assert SECRET not in vb.console_text()
+
+
+def test_redeploy_copies_only_what_changed_and_removes_stale_files(boards, repo_copy,
+                                                                   mosquitto, prefix, tmp_path):
+    vb = boards()
+    extra = repo_copy / "lib" / "sensors" / "extra.py"
+    extra.write_text("X = 1\n")
+    args = ["--board", "host", "--port", vb.device, "--no-reset",
+            *node_files(tmp_path, mosquitto, prefix)]
+    assert deploy(*args, repo=repo_copy).returncode == 0
+    assert "lib/sensors/extra.mpy" in flash_files(vb)
+    (vb.flash_dir / "user.txt").write_text("the user's own file")
+
+    # nothing changed: only the version stamp is written
+    r = deploy(*args, repo=repo_copy)
+    assert r.returncode == 0 and copied(r.stdout) == ["mqnode.json"], r.stdout
+
+    # one module changed, one gone: exactly that file copied, the stale one removed
+    node = repo_copy / "firmware" / "node.py"
+    # (code, not a comment: comments do not reach the .mpy)
+    node.write_text(node.read_text() + "\n_VERSION_NOTE = \"changed\"\n")
+    extra.unlink()
+    r = deploy(*args, repo=repo_copy)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert copied(r.stdout) == ["lib/node.mpy", "mqnode.json"], r.stdout
+    assert [line.split()[-1] for line in r.stdout.splitlines() if "] rm " in line] == \
+        ["lib/sensors/extra.mpy"]
+    files = flash_files(vb)
+    assert "lib/sensors/extra.mpy" not in files and "user.txt" in files
+    assert (vb.flash_dir / "lib" / "node.mpy").read_bytes() == \
+        (repo_copy / "build" / "host" / "lib" / "node.mpy").read_bytes()
+
+    # a changed secret is uploaded, and still never shown
+    (tmp_path / "secrets.json").write_text(json.dumps({"broker_username": "node",
+                                                      "broker_password": SECRET + "2"}))
+    r = deploy(*args, repo=repo_copy)
+    assert copied(r.stdout) == ["mqnode.json", "secrets.json"], r.stdout
+    assert SECRET + "2" in (vb.flash_dir / "secrets.json").read_text()
+
+
+@pytest.mark.parametrize("env, why", [
+    ({"VB_MPY": str(5 | 2 << 10)}, "runs MicroPython 1.29.0 (mpy v5.0); this build needs "
+                                   "MicroPython >= 1.22 with mpy v6"),
+    ({"VB_VERSION": "1.19.1"}, "runs MicroPython 1.19.1"),
+    ({"VB_MPY_ARCH": "10"}, "is a xtensawin (esp32) machine, not host (x64): check --board"),
+])
+def test_abi_mismatch_is_refused(boards, env, why):
+    vb = boards(platform="esp32" if "VB_MPY_ARCH" in env else "linux", env=env)
+    r = deploy("--board", "host", "--port", vb.device)
+    assert r.returncode == 1, r.stdout
+    assert why in r.stdout, r.stdout
+    assert "flash a current MicroPython" in r.stdout or "check --board" in r.stdout
+    assert flash_files(vb) == set()
+
+
+def test_fleet_deploy_reports_the_broken_board_and_finishes_the_others(boards, mosquitto,
+                                                                        prefix, tmp_path):
+    good = [boards("a"), boards("c")]
+    broken = boards("b", platform="linux", env={"VB_VERSION": "1.18.0"})
+    ports = [good[0].device, broken.device, good[1].device]
+    args = ["--board", "host", "--no-reset", *node_files(tmp_path, mosquitto, prefix)]
+    r = deploy(*args, *[x for p in ports for x in ("--port", p)])
+    assert r.returncode == 1, r.stdout
+    out = r.stdout
+    assert f"{broken.device}: FAILED: " in out and "runs MicroPython 1.18.0" in out
+    for vb in good:
+        assert f"  {vb.device}: ok, " in out and f"{vb.device}: done" in out, out
+        assert "lib/node.mpy" in flash_files(vb)
+    assert f"  {broken.device}: FAILED" in out
+    assert "2 of 3 boards deployed" in out
+    assert flash_files(broken) == set()
+
+
+def test_no_device_and_port_in_use(boards, tmp_path):
+    r = deploy("--board", "host", "--port", tmp_path / "ttyGone")
+    assert r.returncode == 1 and "no device on this port" in r.stdout, r.stdout
+    vb = boards()
+    import serial
+    held = serial.Serial(str(vb.device), exclusive=True)   # a terminal left open
+    try:
+        r = deploy("--board", "host", "--port", vb.device)
+    finally:
+        held.close()
+    assert r.returncode == 1 and "in use by another program" in r.stdout, r.stdout
+
+
+def test_bad_config_file_is_refused_before_touching_the_board(boards, tmp_path):
+    vb = boards()
+    (tmp_path / "secrets.json").write_text('{"broker_password": "' + SECRET + '"')  # truncated
+    r = deploy("--board", "host", "--port", vb.device, "--secrets", tmp_path / "secrets.json")
+    assert r.returncode == 1 and "secrets.json: not valid JSON" in r.stderr, r.stderr
+    assert flash_files(vb) == set() and vb.boots == 1
+
+
+def test_logs_follow_what_the_node_prints(boards, mosquitto, prefix, tmp_path):
+    vb = boards()
+    assert deploy("--board", "host", "--port", vb.device, "--no-reset",
+                  *node_files(tmp_path, mosquitto, prefix)).returncode == 0
+    p = subprocess.Popen([sys.executable, str(REPO / "tools" / "mqnode.py"), "logs",
+                          "--port", str(vb.device), "--duration", "8"],
+                         stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    os.kill(vb.pid, 9)   # a power cut: the virtual board boots again and runs main.py
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0
+    assert "mqnode: vb-1 network up" in out and "mqnode: vb-1 connected" in out, out
+    assert SECRET not in out

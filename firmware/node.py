@@ -178,6 +178,8 @@ class Node:
                 p.failed()
         self.seq += 1
         self._tick()
+        log(self.id, "#%d" % self.seq, len(readings), "readings",
+            ("errors: " + ", ".join(errors)) if errors else "")
         return json.dumps({"node": self.id, "seq": self.seq, "uptime_s": self.uptime_ms // 1000,
                            "interval_s": self.interval, "readings": readings,
                            "errors": errors, "dropped": self.dropped})

@@ -194,3 +194,25 @@ def test_logs_follow_what_the_node_prints(boards, mosquitto, prefix, tmp_path):
     assert p.returncode == 0
     assert "mqnode: vb-1 network up" in out and "mqnode: vb-1 connected" in out, out
     assert SECRET not in out
+
+
+def test_not_enough_free_flash(boards):
+    vb = boards(env={"VB_FLASH_BYTES": "16384"})   # a 16 KiB flash: the node needs more
+    r = deploy("--board", "host", "--port", vb.device)
+    assert r.returncode == 1 and "not enough free flash: this deploy needs " in r.stdout, r.stdout
+    assert flash_files(vb) == set()
+
+
+def test_not_a_micropython_board(tmp_path):
+    # a serial device that never answers (a pty nobody serves): mpremote cannot get a raw REPL
+    import pty
+    master, slave = pty.openpty()
+    link = tmp_path / "ttySilent"
+    link.symlink_to(os.ttyname(slave))
+    try:
+        r = deploy("--board", "host", "--port", link, timeout=120)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert r.returncode == 1, r.stdout
+    assert "does not answer like a MicroPython board" in r.stdout, r.stdout

@@ -19,6 +19,7 @@
 # Environment (set by the supervisor): VB_FLASH (absolute flash dir), VB_MODE (friendly|raw),
 # VB_BOOT (hard|soft), VB_UID (hex), optional VB_PLATFORM, VB_MACHINE, VB_MPY_ARCH,
 # VB_MPY (a whole sys.implementation._mpy), VB_VERSION ("1.19.1"); these need VB_PLATFORM.
+# VB_FLASH_BYTES: the flash size statvfs reports (default 2 MiB).
 # The markers must match vboard.py (MARK_START / MARK_READY / MARK_EXIT).
 
 
@@ -38,7 +39,7 @@ def _vb_main():
     boot_kind = getenv("VB_BOOT") or "hard"
 
     # ------------------------------------------------------------------ flash filesystem
-    FLASH_BYTES = 2 * 1024 * 1024
+    FLASH_BYTES = int(getenv("VB_FLASH_BYTES") or 2 * 1024 * 1024)
     BLOCK = 4096
 
     class FlashFS:

@@ -10,7 +10,9 @@ import time
 import pytest
 
 from conftest import REPO
-from vboard.vboard import VirtualBoard
+
+sys.path.insert(0, str(REPO / "tests" / "vboard"))
+from vboard import VirtualBoard  # noqa: E402
 
 SECRET = "s3cret-broker-pw-4711"
 

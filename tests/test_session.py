@@ -184,24 +184,50 @@ def test_qos2_publish():
     assert s.idle()
 
 
-def test_unknown_or_mismatched_acks_ignored():
+@pytest.mark.parametrize("bad", [
+    lambda p1, p2: ack(PUBACK, 999),          # unknown packet ids
+    lambda p1, p2: ack(PUBREC, 999),
+    lambda p1, p2: ack(PUBCOMP, 999),
+    lambda p1, p2: ack(PUBACK, p2),           # the wrong ack for the QoS in flight
+    lambda p1, p2: ack(PUBCOMP, p2),          # PUBCOMP before PUBREC
+    lambda p1, p2: ack(PUBREC, p1),
+    lambda p1, p2: ack(PUBCOMP, p1),
+    lambda p1, p2: suback(77, [0]),           # nothing subscribed with that id
+    lambda p1, p2: ack(UNSUBACK, 77),
+])
+def test_unknown_or_mismatched_acks_close_the_link_and_lose_nothing(bad):
     s = online()
     p1 = s.publish("a", b"1", qos=1)
     p2 = s.publish("a", b"2", qos=2)
-    s.take(1)
-    # unknown pid
-    assert s.feed(ack(PUBACK, 999), 2) == []
-    assert s.feed(ack(PUBCOMP, 999), 2) == []
-    # acks of the wrong kind for the QoS in flight do not complete it
-    assert s.feed(ack(PUBACK, p2), 2) == []
-    assert s.feed(ack(PUBCOMP, p2), 2) == []   # PUBCOMP before PUBREC
-    assert s.feed(ack(PUBREC, p1), 2) == []
-    assert s.feed(ack(PUBCOMP, p1), 2) == []
-    assert s.take(2) == []
-    assert not s.idle()
-    assert s.feed(ack(PUBACK, p1), 3) == [(PUBACK, p1)]
-    assert s.feed(ack(PUBREC, p2) + ack(PUBCOMP, p2), 3) == [(PUBCOMP, p2)]
+    sent = [bytes(x) for x in s.take(1)]
+    with pytest.raises(ProtocolError, match="packet id"):
+        s.feed(bad(p1, p2), 2)
+    # the client closes the link; on the next connection both are re-sent (§4.4)
+    s.closed()
+    s.start(3)
+    s.take(3)
+    s.feed(connack(False, 0), 4)
+    assert s.take(4) == [bytes([sent[0][0] | 8]) + sent[0][1:], bytes([sent[1][0] | 8]) + sent[1][1:]]
+    assert s.feed(ack(PUBACK, p1), 5) == [(PUBACK, p1)]
+    assert s.feed(ack(PUBREC, p2) + ack(PUBREC, p2), 5) == []   # a repeated PUBREC is fine
+    assert s.take(5) == [ack(PUBREL, p2), ack(PUBREL, p2)]
+    assert s.feed(ack(PUBCOMP, p2), 6) == [(PUBCOMP, p2)]
     assert s.idle()
+
+
+def test_a_trickled_packet_does_not_keep_the_link_alive():
+    # One byte every few seconds of a PUBLISH that never completes: keepalive still
+    # declares the link lost 1.5 x keepalive after the last whole packet.
+    s = online(keepalive=2)
+    t = 1
+    part = codec.publish("a/b", b"x" * 100, 0)
+    with pytest.raises(ConnectionLost):
+        for b in part[:-1]:
+            t += 100
+            assert s.feed(bytes([b]), t) == []
+            s.take(t)
+            s.poll(t)
+    assert 3000 <= t - 1 <= 3000 + 200   # within a polling step of 1.5 x keepalive
 
 
 def test_qos0_offline_raises():

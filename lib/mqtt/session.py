@@ -153,8 +153,6 @@ class Session:
         (CONNACK, session_present), (PUBACK or PUBCOMP, pid) when a publish
         is done, (SUBACK, pid, codes), (UNSUBACK, pid). Raises
         ConnectRefused or ProtocolError; the connection must then close."""
-        self._last_rx = now
-        self._ping = None
         buf = self._buf
         buf.extend(data)
         events = []
@@ -166,6 +164,11 @@ class Session:
                     break
                 pkt = decode(buf[i], memoryview(buf)[f[0]:f[1]])
                 i = f[1]
+                # Only a whole packet shows the link is alive (§3.1.2.10): a
+                # broker that trickles bytes of a packet it never finishes is
+                # found by keepalive like a silent one.
+                self._last_rx = now
+                self._ping = None
                 self._handle(pkt, events)
         except Exception:
             # The connection dies with this chunk: messages decoded before the
@@ -198,15 +201,18 @@ class Session:
                 self._rx.pop(pkt[1], None)
                 self.tx.append(ack(PUBCOMP, pkt[1]))
             elif t in (SUBACK, UNSUBACK):
-                req = self._pending.pop(pkt[1], None)
-                if req:
-                    if t == SUBACK:
-                        if len(pkt[2]) != len(req[1]):
-                            raise ProtocolError("SUBACK codes do not match the filters (§3.9.3)")
-                        for (f, q), c in zip(req[1], pkt[2]):
-                            if c == 0x80:
-                                self.subs.pop(f, None)
-                    events.append(pkt)
+                req = self._pending.get(pkt[1])
+                if not req or (req[0][0] == 0x82) != (t == SUBACK):
+                    raise ProtocolError("%s for unknown packet id %d" % (
+                        "SUBACK" if t == SUBACK else "UNSUBACK", pkt[1]))
+                del self._pending[pkt[1]]
+                if t == SUBACK:
+                    if len(pkt[2]) != len(req[1]):
+                        raise ProtocolError("SUBACK codes do not match the filters (§3.9.3)")
+                    for (f, q), c in zip(req[1], pkt[2]):
+                        if c == 0x80:
+                            self.subs.pop(f, None)
+                events.append(pkt)
             return
         if not self.connected:
             raise ProtocolError("PUBLISH before CONNACK (§3.2)")
@@ -222,21 +228,28 @@ class Session:
         events.append(pkt)
 
     def _acked(self, t, pid, events):
+        # An ack that matches nothing in flight, or the wrong ack for the
+        # QoS and step in flight, is a broker bug: close the link. Nothing is
+        # lost; what is in flight is re-sent on the next connection (§4.4).
         for i, e in enumerate(self._out):
             if e[0] == pid:
                 p = e[1]
                 if t == PUBREC:
                     if p is not None and p[0] & 6 != 4:
-                        return
-                    e[1] = None       # the broker owns the message now (§4.3.3)
+                        break
+                    # The broker owns the message now (§4.3.3); a repeated
+                    # PUBREC after our PUBREL gets the PUBREL again.
+                    e[1] = None
                     self.tx.append(ack(PUBREL, pid))
                     return
                 if (p is None) != (t == PUBCOMP) or t == PUBACK and p[0] & 6 != 2:
-                    return
+                    break
                 del self._out[i]
                 events.append((t, pid))
                 self._promote()
                 return
+        raise ProtocolError("%s for packet id %d, which is not waiting for it" % (
+            ("PUBACK", "PUBREC", "", "PUBCOMP")[t - PUBACK], pid))
 
     def _resume(self, present):
         # CONNACK accepted. §4.4: re-send unacknowledged PUBLISH packets (DUP

@@ -27,6 +27,12 @@ _SCHEMA = (
     ("buffer", int, 32, lambda v: 1 <= v <= 1000, "1..1000 readings"),
     ("watchdog_s", int, 0, lambda v: v == 0 or 5 <= v <= 3600, "0 (off) or 5..3600 seconds"),
     ("deep_sleep", bool, False, None, ""),
+    # TLS: files on the board (put there by `tools/mqnode.py deploy --secret-file`)
+    ("tls.ca", str, None, lambda v: len(v) > 0, "the path of the broker's CA certificate"),
+    ("tls.cert", str, None, lambda v: len(v) > 0, "the path of the client certificate"),
+    ("tls.key", str, None, lambda v: len(v) > 0, "the path of the client key"),
+    ("tls.server_hostname", str, None, lambda v: len(v) > 0, "the broker's name"),
+    ("tls.insecure", bool, False, None, ""),
     ("sensors", list, [], None, ""),
 )
 
@@ -53,6 +59,13 @@ def load(config_text, secrets_text="{}", overrides=None):
         out["broker.client_id"] = out["node_id"]
     for i, s in enumerate(out["sensors"]):
         out["sensors"][i] = _sensor(s, "sensors[%d]" % i)
+    if (out["tls.cert"] is None) != (out["tls.key"] is None):
+        raise ConfigError("tls.%s: missing (a client certificate needs its key, and a key "
+                          "its certificate)" % ("key" if out["tls.key"] is None else "cert"))
+    if (out["tls.cert"] or out["tls.server_hostname"]) and not (out["tls.ca"] or
+                                                                out["tls.insecure"]):
+        raise ConfigError("tls.ca: missing (TLS verifies the broker with its CA; "
+                          "tls.insecure: true turns verification off)")
     out["secrets"] = _check(sec, _SECRETS, "secrets.json: ")
     if out["secrets"]["broker_password"] is not None and out["secrets"]["broker_username"] is None:
         raise ConfigError("secrets.json: broker_password needs broker_username")

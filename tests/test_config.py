@@ -25,6 +25,14 @@ CASES = [
      "error sensors[0].addr: must be a 7-bit I2C address"),
     ({**BASE, "sensors": [{"type": "battery", "ratio": 0.5}]},
      "error sensors[0].ratio: must be a number >= 1"),
+    ({**BASE, "tls": {"ca": "/ca.pem"}}, "ok n1 n1 1883 60 0"),
+    ({**BASE, "tls": {"ca": "/ca.pem", "cert": "/client.pem"}},
+     "error tls.key: missing (a client certificate needs its key, and a key its certificate)"),
+    ({**BASE, "tls": {"cert": "/client.pem", "key": "/client.key"}},
+     "error tls.ca: missing (TLS verifies the broker with its CA; tls.insecure: true turns "
+     "verification off)"),
+    ({**BASE, "tls": {"insecure": "yes"}}, "error tls.insecure: must be bool, not str"),
+    ({**BASE, "tls": {"ca": ""}}, "error tls.ca: must be the path of the broker's CA certificate"),
     ("[1, 2]", "error config.json: must be a JSON object"),
     ("{not json", "error config.json: not valid JSON"),
 ]

@@ -218,3 +218,23 @@ def test_not_a_micropython_board(tmp_path):
         os.close(slave)
     assert r.returncode == 1, r.stdout
     assert "does not answer like a MicroPython board" in r.stdout, r.stdout
+
+
+def test_tls_key_files_go_to_the_board_only(boards, tmp_path):
+    vb = boards()
+    key = tmp_path / "client.key"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg" + "A" * 20 +
+                   "\n-----END PRIVATE KEY-----\n")
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    r = deploy("--board", "host", "--port", vb.device, "--no-reset",
+               "--secret-file", key, "--secret-file", ca)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (vb.flash_dir / "client.key").read_bytes() == key.read_bytes()
+    assert (vb.flash_dir / "ca.pem").read_bytes() == ca.read_bytes()
+    assert "MIGHAgEA" not in r.stdout + r.stderr + vb.console_text()
+    build = REPO / "build" / "host"
+    assert not (build / "client.key").exists() and "client.key" not in \
+        json.loads((build / "mqnode.json").read_text())["files"]
+    r = deploy("--board", "host", "--port", vb.device, "--secret-file", tmp_path / "main.py")
+    assert r.returncode == 1 and "no such file" in r.stderr

@@ -3,7 +3,7 @@
 
     python tools/mqnode.py build  --board B [--out DIR]
     python tools/mqnode.py deploy --board B --port P [--port P2 ...] [--config F] [--secrets F]
-                                  [--no-reset]
+                                  [--secret-file KEY_OR_CERT ...] [--no-reset]
     python tools/mqnode.py flash  --board B --port P --firmware FILE [--drive DIR] [--dry-run]
     python tools/mqnode.py logs   --port P [--duration S]
 
@@ -234,7 +234,8 @@ def check_abi(port, board, info, facts):
                       f"{board} ({info['mpy_arch']}): check --board")
 
 
-def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True, say=print):
+def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True, say=print,
+           secret_files=()):
     """Bring the board on `port` up to date with the build in build_dir (its `stamp`):
     copy what differs, remove what the last deploy put there and this build lacks,
     upload config/secrets, reset. Returns what it did."""
@@ -242,6 +243,8 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
     local = {p: build_dir / p for p in stamp["files"]}
     local.update({"config.json": _json_file(config, "config")} if config else {})
     local.update({"secrets.json": _json_file(secrets, "secrets")} if secrets else {})
+    for f in secret_files:   # TLS keys and certificates: to "/", like secrets.json
+        local[Path(f).name] = _secret_file(f)
     want = {p: hashlib.sha256(f.read_bytes()).hexdigest() for p, f in local.items()}
     dirs = sorted({str(Path(p).parent) for p in want if "/" in p})
     say("asking the board what it runs")
@@ -284,6 +287,15 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
     return {"copied": changed, "removed": stale}
 
 
+def _secret_file(path):
+    p = Path(path)
+    if not p.is_file():
+        raise Failure(f"--secret-file {path}: no such file")
+    if p.name in ("main.py", "config.json", "secrets.json", STAMP) or p.suffix in (".py", ".mpy"):
+        raise Failure(f"--secret-file {path}: that name belongs to the node's own files")
+    return p
+
+
 def _json_file(path, what):
     p = Path(path)
     try:
@@ -295,7 +307,8 @@ def _json_file(path, what):
     return p
 
 
-def deploy_fleet(board, ports, config=None, secrets=None, reset=True, out=sys.stdout):
+def deploy_fleet(board, ports, config=None, secrets=None, reset=True, out=sys.stdout,
+                 secret_files=()):
     """Deploy to every port in parallel; one line per event, prefixed with the port."""
     lock = threading.Lock()
     results = {}
@@ -311,7 +324,7 @@ def deploy_fleet(board, ports, config=None, secrets=None, reset=True, out=sys.st
     def one(port):
         try:
             r = deploy(board, port, build_dir, stamp, config, secrets, reset,
-                       say=lambda t: line(port, t))
+                       say=lambda t: line(port, t), secret_files=secret_files)
             results[port] = (True, f"ok, {len(r['copied'])} copied, {len(r['removed'])} removed")
         except Failure as e:
             results[port] = (False, str(e))
@@ -456,6 +469,9 @@ def parse_args(argv=None):
                    help="serial port; repeat for a fleet (deployed in parallel)")
     d.add_argument("--config", help="config.json to upload")
     d.add_argument("--secrets", help="secrets.json to upload (never printed)")
+    d.add_argument("--secret-file", action="append", default=[], metavar="FILE",
+                   help="a TLS key or certificate for the board's root, like secrets.json: "
+                        "never built, never printed (repeatable)")
     d.add_argument("--no-reset", action="store_true", help="do not reset the board afterwards")
     f = sub.add_parser("flash", help="write a MicroPython firmware image")
     f.add_argument("--board", required=True)
@@ -484,7 +500,10 @@ def main(argv=None):
                 _json_file(a.config, "config")
             if a.secrets:
                 _json_file(a.secrets, "secrets")
-            return deploy_fleet(a.board, a.port, a.config, a.secrets, not a.no_reset)
+            for f in a.secret_file:
+                _secret_file(f)
+            return deploy_fleet(a.board, a.port, a.config, a.secrets, not a.no_reset,
+                                secret_files=a.secret_file)
         elif a.cmd == "flash":
             flash(a.board, a.port, a.firmware, a.drive, a.dry_run)
         else:

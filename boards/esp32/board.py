@@ -69,9 +69,22 @@ def config():
 
 
 def _ip(wlan):
+    _set_clock()
     if hasattr(wlan, "ipconfig"):
         return wlan.ipconfig("addr4")[0]
     return wlan.ifconfig()[0]
+
+
+def _set_clock():
+    # TLS checks certificate dates, and the RTC starts at 2000 on power-up:
+    # set it from NTP once the network is up (blocks up to ntptime's 1 s timeout).
+    if time.gmtime()[0] >= 2025:
+        return
+    try:
+        import ntptime
+        ntptime.settime()
+    except (ImportError, OSError):
+        pass   # the node waits for a set clock before it verifies a certificate
 
 
 async def network(ssid, password, timeout_ms=15000, tries=3):

@@ -6,7 +6,7 @@ import socket
 from random import getrandbits
 
 from .codec import Message, SUBACK, check_filter, match
-from .compat import sleep_ms, ticks_ms
+from .compat import open_connection, sleep_ms, ticks_ms
 from .errors import ConnectRefused, ConnectionLost
 from .session import Session
 
@@ -52,6 +52,7 @@ class MQTTClient:
         self._dead = None             # set when the current link dies
         self._lost = None             # why it died
         self._was_up = False
+        self._paused = False          # the reader waits for room in the inbox
         self.stopped = False          # disconnect() was called
 
     # ---- public API ----
@@ -148,7 +149,7 @@ class MQTTClient:
             e = self._refused
             self._refused = None
             raise e
-        return self.session.connected
+        return self.up.is_set()   # set once CONNACK is in and re-sends are written
 
     def _has_room(self):
         return not (self.session.connected and self.session.full())
@@ -217,7 +218,7 @@ class MQTTClient:
             # Blocking on MicroPython, so done once per client (DESIGN §2).
             self._addr = socket.getaddrinfo(self.host, self.port)[0][-1]
         t0 = ticks_ms()
-        r, w = await asyncio.wait_for(asyncio.open_connection(*_host_port(self._addr)),
+        r, w = await asyncio.wait_for(open_connection(*_host_port(self._addr)),
                                       self.connect_timeout)
         self._w = w
         _nodelay(w)
@@ -251,8 +252,19 @@ class MQTTClient:
 
     async def _reader(self, r):
         s = self.session
+        inbox = self._inbox
         try:
             while True:
+                # QoS 1/2 messages are kept until taken; the broker's in-flight
+                # limit should bound them, but mosquitto 2.0.11 lets more out
+                # than its max_inflight_messages once acks flow. Past inbox +
+                # Inbox.SLACK held, stop reading until the application takes
+                # one, so TCP holds the broker back and memory stays bounded.
+                while inbox._full():
+                    self._paused = True
+                    inbox._taken.clear()
+                    await inbox._taken.wait()
+                self._paused = False
                 data = await r.read(512)
                 if not data:
                     raise ConnectionLost("closed by the broker")
@@ -264,6 +276,11 @@ class MQTTClient:
     async def _timer(self):
         try:
             while True:
+                if self._paused:
+                    # Not reading: PINGRESP waits in the socket, so do not
+                    # count it as missing; PINGREQ still goes out every
+                    # keepalive period, so the broker keeps the link.
+                    self.session._ping = None
                 ms = self.session.poll(ticks_ms())
                 await self._send()
                 await sleep_ms(ms)
@@ -284,7 +301,9 @@ class MQTTClient:
             if t:
                 t.abort()
             else:
-                w.close()
+                # MicroPython: Stream.close() leaves the socket open (only
+                # wait_closed() closes it), so close the socket itself, now.
+                w.s.close()
         self.session.closed()
         self.up.clear()
         self.down.set()
@@ -339,6 +358,7 @@ class Inbox:
         self._c = client
         self._q = []
         self._ev = asyncio.Event()
+        self._taken = asyncio.Event()
         self.size = size
         self.dropped = 0
 
@@ -353,6 +373,11 @@ class Inbox:
         self._q.append(m)
         self._ev.set()
 
+    SLACK = 20  # held beyond size: a broker's in-flight (mosquitto's default is 20)
+
+    def _full(self):
+        return self.size and len(self._q) >= self.size + self.SLACK
+
     def __aiter__(self):
         return self
 
@@ -363,6 +388,7 @@ class Inbox:
             self._ev.clear()
             await self._ev.wait()
         m = self._q.pop(0)
+        self._taken.set()
         self._c.session.ack(m)
         await self._c._send()
         return m

@@ -14,3 +14,42 @@ except ImportError:  # CPython
 
     def sleep_ms(ms):
         return sleep(ms / 1000)
+
+try:
+    from asyncio import sleep_ms as _mp  # noqa: F401  (only MicroPython's asyncio has it)
+except ImportError:  # CPython: open_connection is cancel-safe
+    from asyncio import open_connection
+else:
+    import select
+    import socket
+    from asyncio import StreamReader as _Stream
+    from errno import EINPROGRESS, ECONNREFUSED
+
+    async def open_connection(host, port):
+        # MicroPython's asyncio.open_connection leaks its socket when it is
+        # cancelled while the TCP connect is pending (wait_for timing out,
+        # disconnect()): connect here, so every way out closes the socket.
+        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]  # an IP literal
+        s = socket.socket(ai[0], ai[1], ai[2])
+        try:
+            s.setblocking(False)
+            try:
+                s.connect(ai[-1])
+            except OSError as e:
+                if e.errno != EINPROGRESS:
+                    raise
+            p = select.poll()
+            p.register(s, select.POLLOUT)
+            while True:
+                ev = p.poll(0)
+                if ev:
+                    break
+                await sleep_ms(5)
+            if ev[0][1] & (select.POLLERR | select.POLLHUP):
+                s.connect(ai[-1])  # raises the connect's error
+                raise OSError(ECONNREFUSED)
+            st = _Stream(s)
+            return st, st
+        except BaseException:  # CancelledError included
+            s.close()
+            raise

@@ -13,6 +13,7 @@
 #   base + "reply/<name>" {"cmd", "ok", ...} or {"cmd", "ok": false, "error"}
 import asyncio
 import json
+import time
 
 from mqtt import MQTTClient
 from mqtt.compat import sleep_ms, ticks_ms
@@ -24,6 +25,7 @@ from probes import Probe
 _LINK_CHECK_S = 1      # how often the sender looks at a quiet link
 _NET_RETRY_MS = 30000  # offline this long: ask the board to bring the network up again
 _MAX_ECHO = 64         # bytes of a ping payload echoed back
+_MIN_YEAR = 2025       # a clock before this has not been set since boot
 
 
 def log(*args):
@@ -48,10 +50,12 @@ class Node:
         self.seq = 0
         self.uptime_ms = 0
         sec = cfg["secrets"]
+        self.tls = _tls(cfg)
         self.client = MQTTClient(
             cfg["broker.host"], cfg["broker.port"], cfg["broker.client_id"], clean=True,
             keepalive=cfg["broker.keepalive"], will=(self.t_status, b"offline", 1, True),
-            username=sec["broker_username"], password=sec["broker_password"], inbox=4)
+            username=sec["broker_username"], password=sec["broker_password"], inbox=4,
+            tls=self.tls, log=lambda text: log(self.id, text))
         self._wake = asyncio.Event()    # the schedule has news (command)
         self._poke = asyncio.Event()    # the buffer has news
         self._read_now = False
@@ -68,6 +72,8 @@ class Node:
         self._done = asyncio.Event()
         self._tick()
         await self._network()
+        if self.tls and not self.tls.insecure:
+            await self._clock()
         if self.cfg["deep_sleep"]:
             return await self._sleep_cycle()
         log(self.id, "broker", self.cfg["broker.host"], self.cfg["broker.port"])
@@ -98,6 +104,15 @@ class Node:
                 log(self.id, "network:", e)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 300)
+
+    async def _clock(self):
+        # A certificate is valid between two dates: checking the broker's
+        # needs the time, and a board's clock starts at 2000 until set.
+        while time.gmtime()[0] < _MIN_YEAR:
+            log(self.id, "TLS: not connecting while the clock is not set (it says %d); the "
+                "board sets it from NTP when the network comes up" % time.gmtime()[0])
+            await asyncio.sleep(10)
+            await self._network()
 
     async def _connect(self):
         while True:
@@ -292,6 +307,14 @@ class Node:
         await c.disconnect()
         log(self.id, "sleeping", self.interval, "s")
         return self.interval * 1000
+
+
+def _tls(cfg):
+    if not (cfg["tls.ca"] or cfg["tls.insecure"]):
+        return None
+    from mqtt.tls import TLS   # loaded only by nodes that use TLS
+    return TLS(cfg["tls.ca"], cfg["tls.cert"], cfg["tls.key"], cfg["tls.server_hostname"],
+               cfg["tls.insecure"])
 
 
 def _why(e):

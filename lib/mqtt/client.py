@@ -23,15 +23,23 @@ class MQTTClient:
       doubles up to the cap, with jitter, and resets once connected.
     window, queue, max_packet: see Session. inbox: messages held for
       messages(); QoS 0 beyond it is dropped and counted.
+    tls: a mqtt.tls.TLS (verifies the broker by default); None is plain TCP.
+    log: a function taking one line of text, for warnings (a password sent
+      without TLS); the library prints nothing itself.
     """
 
     def __init__(self, host, port=1883, client_id="", clean=True, keepalive=60,
                  will=None, username=None, password=None, connect_timeout=10,
-                 backoff=(1, 60), window=16, queue=32, inbox=16, max_packet=8192):
+                 backoff=(1, 60), window=16, queue=32, inbox=16, max_packet=8192,
+                 tls=None, log=None):
         self.session = Session(client_id, clean, keepalive, will, username, password,
                                max_packet, window, queue)
         self.host = host
         self.port = port
+        self.tls = tls
+        self.log = log or _quiet
+        if password is not None and tls is None:
+            self.log("password sent without TLS to %s:%d" % (host, port))
         self.connect_timeout = connect_timeout
         self.backoff = backoff
         self.up = asyncio.Event()     # set while connected
@@ -218,8 +226,14 @@ class MQTTClient:
             # Blocking on MicroPython, so done once per client (DESIGN §2).
             self._addr = socket.getaddrinfo(self.host, self.port)[0][-1]
         t0 = ticks_ms()
-        r, w = await asyncio.wait_for(open_connection(*_host_port(self._addr)),
-                                      self.connect_timeout)
+        host, port = _host_port(self._addr)
+        if self.tls:
+            # verified against the name we were given, not the resolved address
+            name = self.tls.server_hostname or self.host
+            conn = open_connection(host, port, ssl=self.tls.context, server_hostname=name)
+        else:
+            conn = open_connection(host, port)
+        r, w = await asyncio.wait_for(conn, self.connect_timeout)
         self._w = w
         _nodelay(w)
         s.start(ticks_ms())
@@ -392,6 +406,10 @@ class Inbox:
         self._c.session.ack(m)
         await self._c._send()
         return m
+
+
+def _quiet(text):
+    pass
 
 
 def _host_port(addr):

@@ -25,10 +25,12 @@ else:
     from asyncio import StreamReader as _Stream
     from errno import EINPROGRESS, ECONNREFUSED
 
-    async def open_connection(host, port):
+    async def open_connection(host, port, ssl=None, server_hostname=None):
         # MicroPython's asyncio.open_connection leaks its socket when it is
         # cancelled while the TCP connect is pending (wait_for timing out,
         # disconnect()): connect here, so every way out closes the socket.
+        # With ssl (an SSLContext) the TLS handshake runs, non-blocking, on
+        # the first write: before any MQTT byte leaves in the clear.
         ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]  # an IP literal
         s = socket.socket(ai[0], ai[1], ai[2])
         try:
@@ -48,6 +50,9 @@ else:
             if ev[0][1] & (select.POLLERR | select.POLLHUP):
                 s.connect(ai[-1])  # raises the connect's error
                 raise OSError(ECONNREFUSED)
+            if ssl:
+                s = ssl.wrap_socket(s, server_hostname=server_hostname,
+                                    do_handshake_on_connect=False)
             st = _Stream(s)
             return st, st
         except BaseException:  # CancelledError included

@@ -151,3 +151,34 @@ def test_password_over_plain_tcp_warns_once(run_py, runtime, broker, pki):
     assert lines[1:3] == ["up", "granted [1]"], lines
     warnings = [line for line in lines if line.startswith("log ")]
     assert warnings == ["log password sent without TLS to localhost:%d" % broker.port], lines
+
+
+def test_node_waits_for_a_set_clock_before_verifying(run_py, runtime, broker, pki):
+    r = run_py(runtime, REPO / "tests" / "scenarios" / "node_clock.py",
+               [broker.tls_ports["good"], pki["ca"], 1.5], pythonpath=(REPO / "firmware",),
+               timeout=30)
+    assert r.returncode == 0, r
+    assert "mqnode: clock TLS: not connecting while the clock is not set (it says 2000); the " \
+           "board sets it from NTP when the network comes up" in r.lines, r
+    assert r.lines[-1] == "connects 0 task False", r
+
+
+def test_node_over_tls(start_py, broker, pki, sub, tmp_path):
+    # the host-board node, TLS to the broker with the CA file named in its config
+    cfg = json.loads((REPO / "boards" / "host" / "config.json").read_text())
+    cfg.update(node_id="tls-node", topic_prefix="nodes",
+               broker={"host": "localhost", "port": broker.tls_ports["good"], "keepalive": 30},
+               tls={"ca": str(pki["ca"])}, telemetry={"interval_s": 1})
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "secrets.json").write_text(json.dumps(
+        {"broker_username": "node", "broker_password": PASSWORD}))
+    s = sub(broker, "nodes/tls-node/telemetry", qos=1, username="node", password=PASSWORD)
+    p = start_py("micropython", REPO / "firmware" / "main.py",
+                 ["--config", tmp_path / "config.json", "--secrets", tmp_path / "secrets.json"],
+                 pythonpath=(REPO / "boards" / "host",), cwd=REPO)
+    got = s.wait_for(2, timeout=30)
+    assert len(got) == 2, p.seen
+    assert json.loads(got[0].split(" ", 1)[1])["node"] == "tls-node"
+    p.kill_now()
+    out = "\n".join(p.seen) + p.stdout.read()
+    assert PASSWORD not in out and "without TLS" not in out

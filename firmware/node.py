@@ -60,7 +60,6 @@ class Node:
         self._poke = asyncio.Event()    # the buffer has news
         self._read_now = False
         self._new_interval = False
-        self._sleep_ms = 0
         self._done = None               # set to stop run()
         self._last = ticks_ms()
 
@@ -83,7 +82,7 @@ class Node:
         for t in tasks:
             t.cancel()
         await self.client.disconnect()
-        return self._sleep_ms
+        return 0   # a reboot
 
     def _tick(self):
         # uptime by summing short ticks differences: ticks_ms wraps (2**30 ms)

@@ -49,7 +49,11 @@ clean:
 	find . -name '*.mpy' -not -path './.git/*' -delete
 
 # Benchmarks print figures (and write bench/results/*.md); they never assert timings.
-bench: $(STAMP)
+# bench/deps.py fetches the comparison clients (umqtt.simple, mqtt_as) from PyPI into
+# bench/.deps once (bench-only; not in requirements.txt). BENCH_ARGS: e.g. --lib-rev HEAD.
+bench: $(STAMP) check-mosquitto
+	$(VENV)/bin/python bench/deps.py
+	$(VENV)/bin/python bench/suite.py $(BENCH_ARGS)
 	$(VENV)/bin/python bench/write_split.py
 	$(VENV)/bin/python bench/heap.py
 

@@ -41,9 +41,9 @@ AFTER_CONNACK = {
     "SUBSCRIBE from the broker": (b"\x82\x06\x00\x01\x00\x01a\x00", "packet type 8"),
     "PINGREQ from the broker": (b"\xc0\x00", "not expected from a server"),
     "a second CONNACK": (CONNACK, "second CONNACK"),
-    "PUBACK for an unknown id": (b"\x40\x02\x12\x34", "type 4 for packet id 4660"),
-    "PUBREC for an unknown id": (b"\x50\x02\x12\x34", "type 5 for packet id 4660"),
-    "PUBCOMP for an unknown id": (b"\x70\x02\x12\x34", "type 7 for packet id 4660"),
+    "PUBACK for an unknown id": (b"\x40\x02\x12\x34", "PUBACK for packet id 4660"),
+    "PUBREC for an unknown id": (b"\x50\x02\x12\x34", "PUBREC for packet id 4660"),
+    "PUBCOMP for an unknown id": (b"\x70\x02\x12\x34", "PUBCOMP for packet id 4660"),
 }
 
 

@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
 from mqtt import codec, codec_broker  # noqa: E402
 from mqtt.codec import (  # noqa: E402
-    CONNACK, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, UNSUBACK, Message,
-    check_filter, check_topic, frame, match, varint)
-from mqtt.codec_broker import CONNECT, DISCONNECT, PINGREQ, SUBSCRIBE, UNSUBSCRIBE  # noqa: E402
+    CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
+    PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, Message, check_filter, check_topic,
+    frame, match, varint)
 from mqtt.errors import MQTTError, ProtocolError  # noqa: E402
 
 BIG = 1 << 29  # a frame limit that never gets in the way (max packet is 2**28 + 4)

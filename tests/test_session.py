@@ -15,9 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
 from mqtt import codec  # noqa: E402
 from mqtt.codec import (  # noqa: E402
-    CONNACK, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, UNSUBACK, Message, ack, frame)
-from mqtt.codec_broker import (  # noqa: E402
-    PINGREQ, PINGRESP_PACKET, SUBSCRIBE, UNSUBSCRIBE, connack, decode_client, suback)
+    CONNACK, PINGREQ, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK,
+    UNSUBSCRIBE, Message, ack, frame)
+from mqtt.codec_broker import PINGRESP_PACKET, connack, decode_client, suback  # noqa: E402
 from mqtt.errors import (  # noqa: E402
     ConnectionLost, ConnectRefused, MQTTError, NotConnected, ProtocolError)
 from mqtt.session import Session  # noqa: E402

@@ -5,12 +5,10 @@ import asyncio
 import socket
 from random import getrandbits
 
-from .codec import Message, const, match
+from .codec import Message, SUBACK, check_filter, match
 from .compat import open_connection, sleep_ms, ticks_ms
 from .errors import ConnectRefused, ConnectionLost
 from .session import Session
-
-_SUBACK = const(9)  # codec.SUBACK; UNSUBACK (11) is the only event type above it
 
 
 class MQTTClient:
@@ -39,8 +37,9 @@ class MQTTClient:
         self.host = host
         self.port = port
         self.tls = tls
-        if password is not None and tls is None and log:
-            log("password sent without TLS to %s:%d" % (host, port))
+        self.log = log or _quiet
+        if password is not None and tls is None:
+            self.log("password sent without TLS to %s:%d" % (host, port))
         self.connect_timeout = connect_timeout
         self.backoff = backoff
         self.up = asyncio.Event()     # set while connected
@@ -49,19 +48,20 @@ class MQTTClient:
         self.connects = 0             # connections made so far (CONNACK accepted)
         self.last_error = None        # why the last connection attempt or link ended
         self.handler_errors = 0       # exceptions raised by subscription handlers
-        self.stopped = False          # disconnect() was called
-        self._in = Inbox(self, inbox)   # what messages() returns
-        self._rt = {}                 # routes: filter -> handler
+        self._inbox = Inbox(self, inbox)
+        self._routes = []             # [filter, handler]
         self._acks = {}               # SUBSCRIBE/UNSUBSCRIBE pid -> result when it arrives
-        self._ai = None               # the broker's address (a getaddrinfo entry)
-        self._task = None             # the connection task (_run)
-        self._w = None                # the stream writer of the current link
-        self._lk = asyncio.Lock()     # held while writing
-        self._ev = asyncio.Event()    # set (and replaced) on every state change
-        self._ref = None              # a ConnectRefused for connect() to raise
-        self._dead = asyncio.Event()  # set when the current link dies
+        self._addr = None
+        self._task = None
+        self._w = None
+        self._wlock = asyncio.Lock()
+        self._change = asyncio.Event()
+        self._refused = None
+        self._dead = None             # set when the current link dies
         self._lost = None             # why it died
-        self._hold = False            # the reader waits for room in the inbox
+        self._was_up = False
+        self._paused = False          # the reader waits for room in the inbox
+        self.stopped = False          # disconnect() was called
 
     # ---- public API ----
 
@@ -71,7 +71,7 @@ class MQTTClient:
         Raises ConnectRefused if the broker refuses (the task keeps
         retrying with backoff), or asyncio.TimeoutError after timeout s."""
         if not self._task:
-            self._ref = None
+            self._refused = None
             self.stopped = False
             self._task = asyncio.create_task(self._run())
         await self._wait(self._is_up, timeout)
@@ -89,14 +89,15 @@ class MQTTClient:
         if self.session.connected:
             self.session.disconnect()
             try:
-                await asyncio.wait_for(self._send(), timeout)  # OSError ends in _die
-            except asyncio.TimeoutError:
+                await asyncio.wait_for(self._send(), timeout)
+            except (OSError, asyncio.TimeoutError):
                 pass
         t.cancel()
         try:
             await t
         except asyncio.CancelledError:
             pass
+        self._inbox._ev.set()
 
     async def publish(self, topic, payload, qos=0, retain=False, timeout=None):
         """Publish; returns the packet id (0 for QoS 0).
@@ -108,9 +109,10 @@ class MQTTClient:
         oldest queued message is dropped (counted in session.dropped) when
         the queue is full. An empty retained payload clears the topic's
         retained message."""
+        s = self.session
         if qos:
             await self._wait(self._has_room, timeout)
-        pid = self.session.publish(topic, payload, qos, retain)
+        pid = s.publish(topic, payload, qos, retain)
         await self._send()
         return pid
 
@@ -126,19 +128,17 @@ class MQTTClient:
         messages(). Made again after a reconnect when the broker has no
         session; if offline, it is made on connect."""
         filters = [(topic, qos)] if isinstance(topic, str) else list(topic)
-        pid = self.session.subscribe(filters)  # checks every filter and QoS
-        if handler:
-            for f, q in filters:
-                self._rt[f] = handler
-        return await self._request(pid, timeout)
+        for f, q in filters:
+            check_filter(f)
+            if handler:
+                self._route(f, handler)
+        return await self._request(self.session.subscribe(filters), timeout)
 
     async def unsubscribe(self, topic, timeout=None):
         """Unsubscribe from a filter or a list of filters; drops their handlers."""
         filters = [topic] if isinstance(topic, str) else list(topic)
-        pid = self.session.unsubscribe(filters)
-        for f in filters:
-            self._rt.pop(f, None)
-        await self._request(pid, timeout)
+        self._routes = [r for r in self._routes if r[0] not in filters]
+        await self._request(self.session.unsubscribe(filters), timeout)
 
     def messages(self):
         """The async iterator of messages no handler took:
@@ -148,14 +148,14 @@ class MQTTClient:
         messages that find it full are dropped and counted in `.dropped`.
         With inbox=0 it is off: such messages are acknowledged and counted
         as dropped. It ends after disconnect()."""
-        return self._in
+        return self._inbox
 
     # ---- waiting ----
 
     def _is_up(self):
-        e = self._ref
-        if e:
-            self._ref = None
+        if self._refused:
+            e = self._refused
+            self._refused = None
             raise e
         return self.up.is_set()   # set once CONNACK is in and re-sends are written
 
@@ -163,10 +163,10 @@ class MQTTClient:
         return not (self.session.connected and self.session.full())
 
     async def _wait(self, cond, timeout):
-        # Wait until cond() is true; every state change sets _ev.
+        # Wait until cond() is true; every state change sets _change.
         t0 = ticks_ms()
         while not cond():
-            ev = self._ev
+            ev = self._change
             if timeout is None:
                 await ev.wait()
             else:
@@ -179,58 +179,71 @@ class MQTTClient:
                     pass
 
     def _signal(self):
-        ev = self._ev
-        self._ev = asyncio.Event()
+        ev = self._change
+        self._change = asyncio.Event()
         ev.set()
 
     async def _request(self, pid, timeout):
-        acks = self._acks
-        acks[pid] = None
+        self._acks[pid] = None
         try:
             await self._send()
-            await self._wait(lambda: acks[pid] is not None, timeout)
-            return list(acks[pid])
+            await self._wait(lambda: self._acks[pid] is not None, timeout)
+            return list(self._acks[pid])
         finally:
-            del acks[pid]
+            del self._acks[pid]
+
+    def _route(self, flt, handler):
+        for r in self._routes:
+            if r[0] == flt:
+                r[1] = handler
+                return
+        self._routes.append([flt, handler])
 
     # ---- the connection task ----
 
     async def _run(self):
-        first, cap = self.backoff
-        delay = first
+        delay = self.backoff[0]
         while True:
-            n = self.connects
             try:
                 await self._connection()
             except Exception as e:  # OSError, MQTTError, TimeoutError: all mean retry
                 self.last_error = e
                 if isinstance(e, ConnectRefused):
-                    self._ref = e
+                    self._refused = e
             finally:
                 self._close()
-            if self.stopped:
-                # disconnect() cancelled us, but asyncio.wait_for (CPython
-                # 3.11) can swallow a cancel that meets the end of its wait
-                return
-            if self.connects != n:  # it was up: start again from the first delay
-                delay = first
+            if self._was_up:
+                delay = self.backoff[0]
             # Equal jitter: half the delay fixed, half random, so a fleet
             # that lost the same broker does not come back in lockstep.
             await sleep_ms(int(delay * 500 + getrandbits(16) * delay * 500 // 65536))
-            delay = min(delay * 2, cap)
+            delay = min(delay * 2, self.backoff[1])
 
     async def _connection(self):
-        if not self._ai:
+        s = self.session
+        self._was_up = False
+        if not self._addr:
             # Blocking on MicroPython, so done once per client (DESIGN §2).
-            self._ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
-        self._lost = None
-        self._dead = dead = asyncio.Event()
-        # connect_timeout bounds the TCP connect, TLS handshake and CONNACK
-        r = await asyncio.wait_for(self._open(), self.connect_timeout)
-        if self.stopped:  # a cancel that wait_for swallowed (see _run)
-            return
+            self._addr = socket.getaddrinfo(self.host, self.port)[0][-1]
+        t0 = ticks_ms()
+        host, port = _host_port(self._addr)
+        if self.tls:
+            # verified against the name we were given, not the resolved address
+            name = self.tls.server_hostname or self.host
+            conn = open_connection(host, port, ssl=self.tls.context, server_hostname=name)
+        else:
+            conn = open_connection(host, port)
+        r, w = await asyncio.wait_for(conn, self.connect_timeout)
+        self._w = w
+        _nodelay(w)
+        s.start(ticks_ms())
+        await self._send()
+        left = self.connect_timeout - (ticks_ms() - t0 & 0x3FFFFFFF) / 1000
+        await asyncio.wait_for(self._connack(r), max(left, 0.001))
         await self._send()  # re-sends and re-subscribes queued by the CONNACK
+        self._was_up = True
         self.connects += 1
+        self._dead = dead = asyncio.Event()
         self.up.set()
         self.down.clear()
         self._signal()
@@ -243,79 +256,68 @@ class MQTTClient:
             timer.cancel()
         raise self._lost
 
-    async def _open(self):
-        # The link up to an accepted CONNACK; returns its reader.
-        tls = self.tls
-        r, w = await (tls.open(self._ai, self.host) if tls else open_connection(self._ai))
-        self._w = w
-        # One write per packet, so Nagle only adds latency (40 ms with delayed
-        # ACK): turn it off where the port lets us (IPPROTO_TCP=6,
-        # TCP_NODELAY=1). MicroPython's Stream keeps its socket in .s.
-        try:
-            (getattr(w, "s", 0) or w.get_extra_info("socket")).setsockopt(6, 1, 1)
-        except (AttributeError, OSError):
-            pass  # a port without the option: Nagle stays on
-        self.session.start(ticks_ms())
-        await self._send()
-        while not self.session.connected:
-            await self._read(r)
-        return r
-
-    async def _read(self, r):
-        data = await r.read(512)
-        if not data:
-            raise ConnectionLost("closed by the broker")
-        self._dispatch(self.session.feed(data, ticks_ms()))
+    async def _connack(self, r):
+        s = self.session
+        while not s.connected:
+            data = await r.read(512)
+            if not data:
+                raise ConnectionLost("closed by the broker before CONNACK")
+            self._dispatch(s.feed(data, ticks_ms()))
 
     async def _reader(self, r):
+        s = self.session
+        inbox = self._inbox
         try:
             while True:
                 # QoS 1/2 messages are kept until taken; the broker's in-flight
                 # limit should bound them, but mosquitto 2.0.11 lets more out
                 # than its max_inflight_messages once acks flow. Past inbox +
-                # 20 held (mosquitto's default in-flight), stop reading until
-                # the application takes one, so TCP holds the broker back and
-                # memory stays bounded.
-                while self._in.size and len(self._in) >= self._in.size + 20:
-                    self._hold = True
-                    await self._ev.wait()
-                self._hold = False
-                await self._read(r)
+                # Inbox.SLACK held, stop reading until the application takes
+                # one, so TCP holds the broker back and memory stays bounded.
+                while inbox._full():
+                    self._paused = True
+                    inbox._taken.clear()
+                    await inbox._taken.wait()
+                self._paused = False
+                data = await r.read(512)
+                if not data:
+                    raise ConnectionLost("closed by the broker")
+                self._dispatch(s.feed(data, ticks_ms()))
                 await self._send()
         except Exception as e:
             self._die(e)
 
     async def _timer(self):
-        s = self.session
         try:
             while True:
-                if self._hold:
+                if self._paused:
                     # Not reading: PINGRESP waits in the socket, so do not
                     # count it as missing; PINGREQ still goes out every
                     # keepalive period, so the broker keeps the link.
-                    s._ping = None
-                ms = s.poll(ticks_ms())
+                    self.session._ping = None
+                ms = self.session.poll(ticks_ms())
                 await self._send()
                 await sleep_ms(ms)
         except Exception as e:
             self._die(e)
 
     def _die(self, e):
-        # The link is broken (the first reason is kept): _connection ends it.
-        self._lost = self._lost or e
-        self._dead.set()
+        if self._dead and not self._dead.is_set():
+            self._lost = e
+            self._dead.set()
 
     def _close(self):
         w = self._w
         self._w = None
+        self._dead = None
         if w:
-            s = getattr(w, "s", 0)
-            if s:
+            t = getattr(w, "transport", None)  # CPython: drop, do not linger
+            if t:
+                t.abort()
+            else:
                 # MicroPython: Stream.close() leaves the socket open (only
                 # wait_closed() closes it), so close the socket itself, now.
-                s.close()
-            else:
-                w.transport.abort()  # CPython: drop, do not linger
+                w.s.close()
         self.session.closed()
         self.up.clear()
         self.down.set()
@@ -326,7 +328,7 @@ class MQTTClient:
         # take() happens under the lock so concurrent senders keep order.
         if not self.session.tx:
             return
-        async with self._lk:
+        async with self._wlock:
             w = self._w
             tx = self.session.take(ticks_ms())
             if not (w and tx):
@@ -336,35 +338,31 @@ class MQTTClient:
                     w.write(p)
                 await w.drain()
             except OSError as e:
-                if self._w is w:  # not a link that is already gone
-                    self._die(e)
+                self._die(e)
 
     def _dispatch(self, events):
-        acks = self._acks
         for e in events:
             if isinstance(e, Message):
-                routed = False
-                for f in self._rt:
-                    if match(f, e.topic):
-                        routed = True
-                        try:
-                            self._rt[f](e)
-                        except Exception as x:
-                            self.handler_errors += 1
-                            self.last_error = x
-                if not routed:
-                    q = self._in
-                    if len(q._q) < q.size or e.qos and q.size:
-                        q._q.append(e)  # for messages(); the change is signalled below
-                        continue
-                    # a QoS 0 message that finds messages() full (any
-                    # message, with inbox=0) is dropped, and counted
-                    q.dropped += 1
-                self.session.ack(e)
-            elif e[0] >= _SUBACK and e[1] in acks:  # SUBACK or UNSUBACK
-                acks[e[1]] = e[2] if e[0] == _SUBACK else b""
+                self._deliver(e)
+            elif e[1] in self._acks:
+                self._acks[e[1]] = e[2] if e[0] == SUBACK else b""
         if events:
             self._signal()
+
+    def _deliver(self, m):
+        routed = False
+        for f, h in self._routes:
+            if match(f, m.topic):
+                routed = True
+                try:
+                    h(m)
+                except Exception as e:
+                    self.handler_errors += 1
+                    self.last_error = e
+        if routed:
+            self.session.ack(m)
+        else:
+            self._inbox._put(m)
 
 
 class Inbox:
@@ -373,24 +371,61 @@ class Inbox:
     def __init__(self, client, size):
         self._c = client
         self._q = []
+        self._ev = asyncio.Event()
+        self._taken = asyncio.Event()
         self.size = size
         self.dropped = 0
 
     def __len__(self):
         return len(self._q)
 
+    def _put(self, m):
+        if len(self._q) >= self.size and (not m.qos or not self.size):
+            self.dropped += 1
+            self._c.session.ack(m)
+            return
+        self._q.append(m)
+        self._ev.set()
+
+    SLACK = 20  # held beyond size: a broker's in-flight (mosquitto's default is 20)
+
+    def _full(self):
+        return self.size and len(self._q) >= self.size + self.SLACK
+
     def __aiter__(self):
         return self
 
     async def __anext__(self):
-        c = self._c
         while not self._q:
-            if c.stopped:
+            if self._c.stopped:
                 raise StopAsyncIteration
-            await c._ev.wait()
+            self._ev.clear()
+            await self._ev.wait()
         m = self._q.pop(0)
-        if c._hold:
-            c._signal()  # room again: the reader goes on
-        c.session.ack(m)
-        await c._send()
+        self._taken.set()
+        self._c.session.ack(m)
+        await self._c._send()
         return m
+
+
+def _quiet(text):
+    pass
+
+
+def _host_port(addr):
+    # getaddrinfo gives a (host, port) tuple on CPython and a sockaddr on
+    # MicroPython; open_connection wants the text address and the port.
+    if isinstance(addr, tuple):
+        return addr[0], addr[1]
+    return socket.inet_ntop(socket.AF_INET, addr[4:8]), addr[2] << 8 | addr[3]
+
+
+def _nodelay(w):
+    # One write per packet, so Nagle only adds latency (40 ms with delayed
+    # ACK): turn it off where the port lets us (IPPROTO_TCP=6, TCP_NODELAY=1).
+    s = getattr(w, "s", None)  # MicroPython's Stream keeps its socket here
+    try:
+        s = s or w.get_extra_info("socket")
+        s.setsockopt(6, 1, 1)
+    except (AttributeError, OSError):
+        pass  # a port without the option: Nagle stays on

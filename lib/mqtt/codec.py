@@ -12,18 +12,20 @@ except ImportError:
 
 from .errors import ProtocolError
 
-# Control packet types (§2.2.1) a server sends; those only a client sends
-# (CONNECT 1, SUBSCRIBE 8, UNSUBSCRIBE 10, PINGREQ 12, DISCONNECT 14) are
-# named in codec_broker.py.
+CONNECT = const(1)
 CONNACK = const(2)
 PUBLISH = const(3)
 PUBACK = const(4)
 PUBREC = const(5)
 PUBREL = const(6)
 PUBCOMP = const(7)
+SUBSCRIBE = const(8)
 SUBACK = const(9)
+UNSUBSCRIBE = const(10)
 UNSUBACK = const(11)
+PINGREQ = const(12)
 PINGRESP = const(13)
+DISCONNECT = const(14)
 
 PINGREQ_PACKET = b"\xc0\x00"
 DISCONNECT_PACKET = b"\xe0\x00"
@@ -52,36 +54,47 @@ def varint(n):
     if not 0 <= n <= 268435455:
         raise ValueError("remaining length out of range")
     out = bytearray()
-    while n > 127:
-        out.append(n & 127 | 128)
+    while True:
+        b = n & 0x7F
         n >>= 7
-    out.append(n)
-    return out
+        out.append(b | 0x80 if n else b)
+        if not n:
+            return out
 
 
-def check_utf8(b, err=ProtocolError):
-    """Return b as str; raise err unless b is an MQTT UTF-8 string (§1.5.3):
-    well-formed, no U+0000, no surrogates (which MicroPython would accept;
-    their UTF-8 form is ED A0..BF xx)."""
+def check_utf8(b):
+    """Raise ProtocolError unless b is an MQTT UTF-8 string (§1.5.3):
+    well-formed, no U+0000, no surrogates (which MicroPython would accept)."""
+    if b"\x00" in b:
+        raise ProtocolError("NUL in UTF-8 string")
     i = b.find(b"\xed")
-    while i >= 0 and b[i + 1:i + 2] < b"\xa0":
+    while i >= 0:
+        if i + 1 < len(b) and b[i + 1] >= 0xA0:
+            raise ProtocolError("surrogate in UTF-8 string")
         i = b.find(b"\xed", i + 1)
-    if i < 0 and b"\x00" not in b:
-        try:
-            return str(b, "utf-8")
-        except UnicodeError:
-            pass
-    raise err("NUL, surrogate or invalid UTF-8")
+    try:
+        return str(b, "utf-8")
+    except UnicodeError:
+        raise ProtocolError("invalid UTF-8")
 
 
-def _bin(b, text=False):
-    # Length-prefixed data (§1.5.3): a UTF-8 string when text, else binary
-    # (will payload, password); b is str or bytes-like.
+def _s(s):
+    # A length-prefixed string (§1.5.3); s is str or bytes.
+    b = s.encode() if isinstance(s, str) else bytes(s)
+    if len(b) > 65535:
+        raise ValueError("string longer than 65535 bytes")
+    try:
+        check_utf8(b)
+    except ProtocolError as e:
+        raise ValueError(str(e))
+    return len(b).to_bytes(2, "big") + b
+
+
+def _bin(b):
+    # Length-prefixed binary data (§1.5.3 form, used for will payload and password).
     b = b.encode() if isinstance(b, str) else bytes(b)
     if len(b) > 65535:
-        raise ValueError("field over 65535 bytes")
-    if text:
-        check_utf8(b, ValueError)
+        raise ValueError("binary field longer than 65535 bytes")
     return len(b).to_bytes(2, "big") + b
 
 
@@ -90,32 +103,32 @@ def packet(b0, *parts):
     n = 0
     for p in parts:
         n += len(p)
-    buf = bytearray((b0,)) + varint(n)
+    h = varint(n)
+    buf = bytearray(1 + len(h) + n)
+    buf[0] = b0
+    i = 1 + len(h)
+    buf[1:i] = h
     for p in parts:
-        buf += p
+        buf[i:i + len(p)] = p
+        i += len(p)
     return buf
 
 
-def _qos(q):
-    if q not in (0, 1, 2):
-        raise ValueError("QoS must be 0, 1 or 2")
-
-
-def check_topic(t, err=ValueError):
+def check_topic(t):
     """A topic name for PUBLISH (§4.7.3): non-empty, no wildcards."""
     if not t or "+" in t or "#" in t:
-        raise err("invalid topic name %r" % t)
+        raise ValueError("invalid topic name %r" % t)
     return t
 
 
 def check_filter(f):
     """A topic filter (§4.7.1): + and # only as whole levels, # last."""
-    bad = not f or "#" in f[:-1]
-    for lv in f.split("/"):
-        if len(lv) > 1 and ("+" in lv or "#" in lv):
-            bad = True
-    if bad:
-        raise ValueError("invalid topic filter %r" % f)
+    if not f:
+        raise ValueError("empty topic filter")
+    levels = f.split("/")
+    for i, lv in enumerate(levels):
+        if ("+" in lv or "#" in lv) and len(lv) > 1 or lv == "#" and i < len(levels) - 1:
+            raise ValueError("invalid topic filter %r" % f)
     return f
 
 
@@ -139,60 +152,61 @@ def connect(client_id, clean=True, keepalive=60, will=None, username=None, passw
     if not 0 <= keepalive <= 65535:
         raise ValueError("keepalive must be 0..65535 s")
     if client_id == "" and not clean:
-        raise ValueError("an empty client id needs clean session")  # §3.1.3-7
+        raise ValueError("an empty client id needs clean session (§3.1.3-7)")
     if password is not None and username is None:
-        raise ValueError("a password needs a user name")  # §3.1.2-22
+        raise ValueError("a password needs a user name (§3.1.2-22)")
     flags = 2 if clean else 0
-    tail = _bin(client_id, 1)  # the payload (§3.1.3), in its order
+    parts = [b"\x00\x04MQTT\x04", None, keepalive.to_bytes(2, "big"), _s(client_id)]
     if will:
         topic, payload, qos, retain = will
-        _qos(qos)
+        check_topic(topic)
+        if qos not in (0, 1, 2):
+            raise ValueError("will QoS must be 0, 1 or 2")
         flags |= 4 | qos << 3 | (0x20 if retain else 0)
-        tail += _bin(check_topic(topic), 1) + _bin(payload)
+        parts += (_s(topic), _bin(payload))
     if username is not None:
         flags |= 0x80
-        tail += _bin(username, 1)
+        parts.append(_s(username))
     if password is not None:
         flags |= 0x40
-        tail += _bin(password)
-    # protocol name and level (§3.1.2.1-2), flags, keepalive (§3.1.2.10)
-    return packet(0x10, b"\x00\x04MQTT\x04", bytes((flags, keepalive >> 8, keepalive & 255)),
-                  tail)
+        parts.append(_bin(password))
+    parts[1] = bytes((flags,))
+    return packet(0x10, *parts)
 
 
 def publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
     """PUBLISH (§3.3). payload is bytes-like or str."""
-    _qos(qos)
+    check_topic(topic)
+    if qos not in (0, 1, 2):
+        raise ValueError("QoS must be 0, 1 or 2")
     if isinstance(payload, str):
         payload = payload.encode()
-    return packet(0x30 | qos << 1 | (1 if retain else 0) | (8 if dup else 0),
-                  _bin(check_topic(topic), 1), pid.to_bytes(2, "big") if qos else b"",
-                  payload)
+    b0 = 0x30 | qos << 1 | (1 if retain else 0) | (8 if dup else 0)
+    if qos:
+        return packet(b0, _s(topic), pid.to_bytes(2, "big"), payload)
+    return packet(b0, _s(topic), payload)
 
 
 def subscribe(pid, filters):
     """SUBSCRIBE (§3.8): filters is a list of (filter, qos)."""
-    return _request(0x82, pid, filters)
+    if not filters:
+        raise ValueError("SUBSCRIBE needs at least one filter (§3.8.3-3)")
+    parts = [pid.to_bytes(2, "big")]
+    for f, q in filters:
+        if q not in (0, 1, 2):
+            raise ValueError("QoS must be 0, 1 or 2")
+        parts += (_s(check_filter(f)), bytes((q,)))
+    return packet(0x82, *parts)
 
 
 def unsubscribe(pid, filters):
     """UNSUBSCRIBE (§3.10): filters is a list of topic filters."""
-    return _request(0xA2, pid, filters)
-
-
-def _request(b0, pid, filters):
-    # At least one filter (§3.8.3-3, §3.10.3-2); SUBSCRIBE adds each one's QoS.
     if not filters:
-        raise ValueError("no topic filter")
+        raise ValueError("UNSUBSCRIBE needs at least one filter (§3.10.3-2)")
     parts = [pid.to_bytes(2, "big")]
     for f in filters:
-        if b0 == 0x82:
-            f, q = f
-            _qos(q)
-        parts.append(_bin(check_filter(f), 1))
-        if b0 == 0x82:
-            parts.append(bytes((q,)))
-    return packet(b0, *parts)
+        parts.append(_s(check_filter(f)))
+    return packet(0xA2, *parts)
 
 
 def ack(kind, pid):
@@ -216,12 +230,19 @@ def frame(buf, limit, start=0):
         if start + i >= len(buf):
             return None
         b = buf[start + i]
-        n |= (b & 127) << 7 * i - 7
-        if b < 128:
+        n |= (b & 0x7F) << 7 * (i - 1)
+        if not b & 0x80:
             if 1 + i + n > limit:
                 raise ProtocolError("packet of %d bytes over the %d limit" % (1 + i + n, limit))
             return start + 1 + i, start + 1 + i + n
     raise ProtocolError("remaining length over 4 bytes")
+
+
+def _pid(b, i):
+    pid = b[i] << 8 | b[i + 1]
+    if not pid:
+        raise ProtocolError("packet id 0")
+    return pid
 
 
 def decode(b0, body):
@@ -230,42 +251,48 @@ def decode(b0, body):
     tuple (type, ...): (CONNACK, session_present, code), (SUBACK, pid,
     codes), (PUBACK/PUBREC/PUBREL/PUBCOMP/UNSUBACK, pid), (PINGRESP,)."""
     t = b0 >> 4
+    flags = b0 & 15
     n = len(body)
-    # the first two bytes: the packet id of the acks, the topic length of PUBLISH
-    pid = n > 1 and body[0] << 8 | body[1]
     if t == PUBLISH:
-        # QoS 3 is malformed (§3.3.1.2), so is DUP on QoS 0 (§3.3.1.1); the
-        # topic and the packet id must fit in the packet.
-        qos = b0 >> 1 & 3
-        i = 2 + pid
-        j = i + (2 if qos else 0)
-        if qos == 3 or b0 & 8 and not qos or j > n:
-            raise ProtocolError("PUBLISH with QoS 3, DUP on QoS 0, or topic length beyond "
-                                "the packet")
-        topic = check_topic(check_utf8(bytes(body[2:i])), ProtocolError)
-        pid = qos and body[i] << 8 | body[i + 1]
-        m = Message(topic, bytes(body[j:]), qos, bool(b0 & 1), bool(b0 & 8), pid)
-        t = 0
-    elif b0 & 15 != (2 if t == PUBREL else 0):
-        raise ProtocolError("reserved flags set in packet type %d" % t)  # §2.2.2
-    elif t == CONNACK:
-        # session present only with return code 0 (§3.2.2.2); codes 0..5 (§3.2.2.3)
+        qos = flags >> 1 & 3
+        if qos == 3:
+            raise ProtocolError("PUBLISH with QoS 3 (§3.3.1.2)")
+        if flags & 8 and not qos:
+            raise ProtocolError("DUP set on QoS 0 PUBLISH (§3.3.1.1)")
+        if n < 2:
+            raise ProtocolError("PUBLISH too short")
+        tl = body[0] << 8 | body[1]
+        i = 2 + tl
+        if i + (2 if qos else 0) > n:
+            raise ProtocolError("topic length beyond the packet")
+        topic = check_utf8(bytes(body[2:i]))
+        if not topic or "+" in topic or "#" in topic:
+            raise ProtocolError("invalid topic name in PUBLISH")
+        pid = 0
+        if qos:
+            pid = _pid(body, i)
+            i += 2
+        return Message(topic, bytes(body[i:]), qos, bool(flags & 1), bool(flags & 8), pid)
+    if flags != (2 if t == PUBREL else 0):
+        raise ProtocolError("reserved flags set in packet type %d (§2.2.2)" % t)
+    if t == CONNACK:
         if n != 2 or body[0] > 1 or body[1] > 5 or body[0] and body[1]:
             raise ProtocolError("malformed CONNACK")
         return (CONNACK, body[0] == 1, body[1])
-    elif t == PINGRESP and not n:
-        return (PINGRESP,)
-    elif t in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK) and n == 2:
-        m = (t, pid)
-    elif t == SUBACK and n > 2:
-        m = (SUBACK, pid, bytes(body[2:]))
-        for c in m[2]:
-            if c not in (0, 1, 2, 0x80):  # §3.9.3
+    if t in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
+        if n != 2:
+            raise ProtocolError("ack of wrong length")
+        return (t, _pid(body, 0))
+    if t == SUBACK:
+        if n < 3:
+            raise ProtocolError("SUBACK too short")
+        codes = bytes(body[2:])
+        for c in codes:
+            if c not in (0, 1, 2, 0x80):
                 raise ProtocolError("SUBACK return code %d" % c)
-    else:
-        # a packet only a client sends, or a server's of the wrong length
-        raise ProtocolError("packet type %d not expected from a server, or of bad length" % t)
-    if t or m.qos:  # a packet with a packet id
-        if not pid:
-            raise ProtocolError("packet id 0")  # §2.3.1
-    return m
+        return (SUBACK, _pid(body, 0), codes)
+    if t == PINGRESP:
+        if n:
+            raise ProtocolError("PINGRESP with a body")
+        return (PINGRESP,)
+    raise ProtocolError("packet type %d not expected from a server" % t)

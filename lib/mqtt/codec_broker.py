@@ -2,15 +2,9 @@
 # decode what a client sends. Tests (a scripted broker) and host tools use it;
 # a device never imports it. PUBLISH and the packet-id acks are the same both
 # ways and stay in codec.py.
-from .codec import CONNACK, SUBACK, PINGRESP, check_filter, check_utf8, decode, packet
+from .codec import (CONNECT, CONNACK, SUBSCRIBE, SUBACK, UNSUBSCRIBE, PINGREQ,
+                    PINGRESP, DISCONNECT, check_filter, check_utf8, decode, packet)
 from .errors import ProtocolError
-
-# The packet types only a client sends (§2.2.1); codec.py has the others.
-CONNECT = 1
-SUBSCRIBE = 8
-UNSUBSCRIBE = 10
-PINGREQ = 12
-DISCONNECT = 14
 
 
 def connack(session_present, code):

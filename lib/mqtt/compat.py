@@ -1,37 +1,37 @@
 # The few things MicroPython and CPython spell differently.
 try:
     from time import ticks_ms
-    from asyncio import sleep_ms
-except ImportError:  # CPython
-    from asyncio import open_connection as _open, sleep
+except ImportError:  # CPython: a ms clock that wraps at 2**30 like MicroPython's
     from time import monotonic_ns
 
     def ticks_ms():
-        # a ms clock that wraps at 2**30 like MicroPython's
         return monotonic_ns() // 1000000 & 0x3FFFFFFF
+
+try:
+    from asyncio import sleep_ms
+except ImportError:  # CPython
+    from asyncio import sleep
 
     def sleep_ms(ms):
         return sleep(ms / 1000)
 
-    def open_connection(ai):
-        # ai: an entry of socket.getaddrinfo(). CPython's open_connection is
-        # cancel-safe; it takes the address text and the port.
-        return _open(ai[-1][0], ai[-1][1])
+try:
+    from asyncio import sleep_ms as _mp  # noqa: F401  (only MicroPython's asyncio has it)
+except ImportError:  # CPython: open_connection is cancel-safe
+    from asyncio import open_connection
 else:
+    import select
     import socket
-    from asyncio import StreamReader, core
-    from errno import EINPROGRESS
+    from asyncio import StreamReader as _Stream
+    from errno import EINPROGRESS, ECONNREFUSED
 
-    def _writable(s):
-        yield core._io_queue.queue_write(s)  # how asyncio's own streams wait
-
-    async def open_connection(ai):
-        # ai: an entry of socket.getaddrinfo(), so no name is resolved here.
+    async def open_connection(host, port, ssl=None, server_hostname=None):
         # MicroPython's asyncio.open_connection leaks its socket when it is
         # cancelled while the TCP connect is pending (wait_for timing out,
         # disconnect()): connect here, so every way out closes the socket.
-        # A failed connect shows on the first write or read. (mqtt.tls
-        # wraps the socket, reached as w.s, in TLS.)
+        # With ssl (an SSLContext) the TLS handshake runs, non-blocking, on
+        # the first write: before any MQTT byte leaves in the clear.
+        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]  # an IP literal
         s = socket.socket(ai[0], ai[1], ai[2])
         try:
             s.setblocking(False)
@@ -40,9 +40,21 @@ else:
             except OSError as e:
                 if e.errno != EINPROGRESS:
                     raise
-            await _writable(s)
+            p = select.poll()
+            p.register(s, select.POLLOUT)
+            while True:
+                ev = p.poll(0)
+                if ev:
+                    break
+                await sleep_ms(5)
+            if ev[0][1] & (select.POLLERR | select.POLLHUP):
+                s.connect(ai[-1])  # raises the connect's error
+                raise OSError(ECONNREFUSED)
+            if ssl:
+                s = ssl.wrap_socket(s, server_hostname=server_hostname,
+                                    do_handshake_on_connect=False)
+            st = _Stream(s)
+            return st, st
         except BaseException:  # CancelledError included
             s.close()
             raise
-        s = StreamReader(s)
-        return s, s

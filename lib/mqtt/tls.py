@@ -1,9 +1,6 @@
 # TLS settings for MQTTClient(tls=...), verified by default, on CPython (ssl)
 # and MicroPython (ssl over tls/mbedTLS). Loaded only by clients that use TLS.
-import asyncio
 import ssl
-
-from .compat import open_connection
 
 _CPYTHON = hasattr(ssl, "create_default_context")
 
@@ -34,26 +31,6 @@ class TLS:
 
     def __repr__(self):
         return "TLS(%s)" % ("insecure" if self.insecure else "verified")
-
-    async def open(self, ai, host):
-        """Used by MQTTClient: a TLS connection to ai (a getaddrinfo entry),
-        the broker's name checked against server_hostname, or else host (the
-        name given to the client, not the resolved address). Returns
-        (reader, writer)."""
-        name = self.server_hostname or host
-        if _CPYTHON:
-            return await asyncio.open_connection(ai[-1][0], ai[-1][1], ssl=self.context,
-                                                 server_hostname=name)
-        r, w = await open_connection(ai)  # TCP connected, cancel-safe
-        try:
-            # The handshake runs, non-blocking, on the first write: before
-            # any MQTT byte leaves in the clear.
-            s = asyncio.StreamReader(self.context.wrap_socket(
-                w.s, server_hostname=name, do_handshake_on_connect=False))
-        except BaseException:
-            w.s.close()
-            raise
-        return s, s
 
 
 def _context(ca, cert, key, insecure):

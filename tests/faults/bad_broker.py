@@ -31,7 +31,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent / "lib"))
 
 from mqtt import codec  # noqa: E402
-from mqtt import codec_broker  # noqa: E402
 from mqtt.codec_broker import PINGRESP_PACKET, connack, decode_client, suback  # noqa: E402
 
 
@@ -123,7 +122,7 @@ class BadBroker:
                 if isinstance(pkt, codec.Message):
                     conn.publishes.append((pkt.pid, pkt.qos, pkt.dup, pkt.payload))
                 t = codec.PUBLISH if isinstance(pkt, codec.Message) else \
-                    pkt[0] if isinstance(pkt, tuple) else codec_broker.CONNECT
+                    pkt[0] if isinstance(pkt, tuple) else codec.CONNECT
                 if t not in conn.mute:
                     self._answer(pkt, w)
                 await w.drain()
@@ -188,14 +187,14 @@ class BadBroker:
             elif pkt.qos == 2:
                 w.write(codec.ack(codec.PUBREC, pkt.pid))
             return
-        t = pkt[0] if isinstance(pkt, tuple) else codec_broker.CONNECT
-        if t == codec_broker.PINGREQ:
+        t = pkt[0] if isinstance(pkt, tuple) else codec.CONNECT
+        if t == codec.PINGREQ:
             w.write(PINGRESP_PACKET)
         elif t == codec.PUBREL:
             w.write(codec.ack(codec.PUBCOMP, pkt[1]))
-        elif t == codec_broker.SUBSCRIBE:
+        elif t == codec.SUBSCRIBE:
             w.write(suback(pkt[1], [q for _, q in pkt[2]]))
-        elif t == codec_broker.UNSUBSCRIBE:
+        elif t == codec.UNSUBSCRIBE:
             w.write(codec.ack(codec.UNSUBACK, pkt[1]))
-        elif t == codec_broker.DISCONNECT:
+        elif t == codec.DISCONNECT:
             w.close()

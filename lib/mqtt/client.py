@@ -203,7 +203,9 @@ class MQTTClient:
 
     async def _run(self):
         delay = self.backoff[0]
-        while True:
+        # disconnect() cancels this task; CPython 3.11's wait_for can swallow a
+        # cancel that lands as its awaitable completes, so also stop on the flag.
+        while not self.stopped:
             try:
                 await self._connection()
             except Exception as e:  # OSError, MQTTError, TimeoutError: all mean retry
@@ -240,6 +242,8 @@ class MQTTClient:
         await self._send()
         left = self.connect_timeout - (ticks_ms() - t0 & 0x3FFFFFFF) / 1000
         await asyncio.wait_for(self._connack(r), max(left, 0.001))
+        if self.stopped:   # a cancel the wait_for swallowed (see _run)
+            raise asyncio.CancelledError()
         await self._send()  # re-sends and re-subscribes queued by the CONNACK
         self._was_up = True
         self.connects += 1

@@ -104,6 +104,7 @@ def test_persistent_session_gets_what_was_sent_while_away(run_py, runtime, mosqu
     assert scenario(run_py, runtime, "persistent", mosquitto, prefix) == [
         "first-session_present False",
         "second-session_present True",
+        "offline-subscribe [1]",
         "got away 0 1", "got away 1 1", "got away 2 1",
     ]
 

@@ -5,7 +5,7 @@ import asyncio
 import socket
 from random import getrandbits
 
-from .codec import Message, SUBACK, check_filter, match
+from .codec import Message, SUBACK, UNSUBACK, check_filter, match
 from .compat import open_connection, sleep_ms, ticks_ms
 from .errors import ConnectRefused, ConnectionLost
 from .session import Session
@@ -348,7 +348,7 @@ class MQTTClient:
         for e in events:
             if isinstance(e, Message):
                 self._deliver(e)
-            elif e[1] in self._acks:
+            elif e[0] in (SUBACK, UNSUBACK) and e[1] in self._acks:
                 self._acks[e[1]] = e[2] if e[0] == SUBACK else b""
         if events:
             self._signal()

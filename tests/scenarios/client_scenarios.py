@@ -139,7 +139,11 @@ async def persistent():
     await p.flush(5)
     await p.disconnect()
     c = client(cid, clean=False)
+    # Asked while offline (packet id 1): goes out after the CONNACK, whose
+    # session-present flag must not be taken for its SUBACK.
+    sub = asyncio.create_task(c.subscribe(PREFIX + "/q", 1, timeout=5))
     say("second-session_present", await c.connect(5))
+    say("offline-subscribe", await sub)
     for m in await take(c.messages(), 3):
         say("got", m.payload.decode(), m.qos)
     await c.disconnect()

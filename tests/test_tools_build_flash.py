@@ -31,6 +31,7 @@ def test_build_compiles_everything_a_node_needs(board, tmp_path):
             "lib/sensors/bme280.mpy", "lib/sensors/ds18b20.mpy"}
     assert must <= files, must - files
     assert "lib/mqtt/codec_broker.mpy" not in files        # the broker's half stays home
+    assert "lib/mqtt/codec5_broker.mpy" not in files
     assert ("lib/fake_i2c.mpy" in files) == (board == "host")
     on_disk = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} - {"mqnode.json"}
     assert on_disk == files

@@ -31,7 +31,7 @@ MIN_MICROPYTHON = (1, 22)       # asyncio and the language features lib/ and fir
 ARCHS = {1: "x86", 2: "x64", 3: "armv6", 4: "armv6m", 5: "armv7m", 6: "armv7em", 7: "armv7emsp",
          8: "armv7emdp", 9: "xtensa", 10: "xtensawin", 11: "rv32imc", 12: "rv64imc"}
 # modules that never go to a device
-NOT_ON_DEVICE = {"lib/mqtt/codec_broker.py"}
+NOT_ON_DEVICE = {"lib/mqtt/codec_broker.py", "lib/mqtt/codec5_broker.py"}
 STAMP = "mqnode.json"           # on the board: what the last deploy put there
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 

@@ -6,9 +6,12 @@ import socket
 from random import getrandbits
 
 from .codec import Message, SUBACK, UNSUBACK, check_filter, match
-from .compat import open_connection, sleep_ms, ticks_ms
+from .compat import must_drain, open_connection, recv, sleep_ms, ticks_ms
 from .errors import ConnectRefused, ConnectionLost
 from .session import Session
+
+
+YIELD_MS = 10
 
 
 class MQTTClient:
@@ -55,6 +58,8 @@ class MQTTClient:
         self._task = None
         self._w = None
         self._wlock = asyncio.Lock()
+        self._yielded = 0
+        self._rbuf = bytearray(512)   # each read lands here
         self._change = asyncio.Event()
         self._refused = None
         self._dead = None             # set when the current link dies
@@ -113,7 +118,8 @@ class MQTTClient:
         if qos:
             await self._wait(self._has_room, timeout)
         pid = s.publish(topic, payload, qos, retain)
-        await self._send()
+        if self._write():
+            await self._drain()
         return pid
 
     async def flush(self, timeout=None):
@@ -263,7 +269,7 @@ class MQTTClient:
     async def _connack(self, r):
         s = self.session
         while not s.connected:
-            data = await r.read(512)
+            data = await recv(r, self._rbuf)
             if not data:
                 raise ConnectionLost("closed by the broker before CONNACK")
             self._dispatch(s.feed(data, ticks_ms()))
@@ -283,7 +289,7 @@ class MQTTClient:
                     inbox._taken.clear()
                     await inbox._taken.wait()
                 self._paused = False
-                data = await r.read(512)
+                data = await recv(r, self._rbuf)
                 if not data:
                     raise ConnectionLost("closed by the broker")
                 self._dispatch(s.feed(data, ticks_ms()))
@@ -328,21 +334,39 @@ class MQTTClient:
         self._signal()
 
     async def _send(self):
-        # Write what the session has queued, one write per packet, in order:
-        # take() happens under the lock so concurrent senders keep order.
-        if not self.session.tx:
-            return
-        async with self._wlock:
-            w = self._w
-            tx = self.session.take(ticks_ms())
-            if not (w and tx):
-                return
-            try:
-                for p in tx:
-                    w.write(p)
-                await w.drain()
-            except OSError as e:
-                self._die(e)
+        if self._write():
+            await self._drain()
+
+    def _write(self):
+        # Write what the session has queued, one write per packet, in order,
+        # without a yield: concurrent senders keep the order. True when a
+        # drain is due: the socket did not take everything, or YIELD_MS
+        # passed since the last one (a burst of QoS 0 publishes then costs no
+        # scheduler round trip per message, yet the reader and timers run).
+        s = self.session
+        w = self._w
+        if not (w and s.tx):
+            return False
+        now = ticks_ms()
+        try:
+            for p in s.take(now):
+                w.write(p)
+        except OSError as e:
+            self._die(e)
+            return False
+        if must_drain(w) or (now - self._yielded & 0x3FFFFFFF) >= YIELD_MS:
+            self._yielded = now
+            return True
+        return False
+
+    async def _drain(self):
+        # One drain at a time: MicroPython's stream allows a single waiter.
+        try:
+            async with self._wlock:
+                if self._w:
+                    await self._w.drain()
+        except OSError as e:
+            self._die(e)
 
     def _dispatch(self, events):
         for e in events:

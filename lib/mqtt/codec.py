@@ -80,22 +80,31 @@ def check_utf8(b):
 
 def _s(s):
     # A length-prefixed string (§1.5.3); s is str or bytes.
+    return _len2(_utf8(s))
+
+
+def _utf8(s):
+    # s (str or bytes) as checked UTF-8 bytes. A str is well-formed already,
+    # so only NUL or a surrogate (bytes ED A0..BF, which MicroPython lets a
+    # str hold) sends it through the full check.
     b = s.encode() if isinstance(s, str) else bytes(s)
+    if not isinstance(s, str) or b"\x00" in b or b"\xed" in b:
+        try:
+            check_utf8(b)
+        except ProtocolError as e:
+            raise ValueError(str(e))
+    return b
+
+
+def _len2(b):
     if len(b) > 65535:
-        raise ValueError("string longer than 65535 bytes")
-    try:
-        check_utf8(b)
-    except ProtocolError as e:
-        raise ValueError(str(e))
+        raise ValueError("field longer than 65535 bytes")
     return len(b).to_bytes(2, "big") + b
 
 
 def _bin(b):
     # Length-prefixed binary data (§1.5.3 form, used for will payload and password).
-    b = b.encode() if isinstance(b, str) else bytes(b)
-    if len(b) > 65535:
-        raise ValueError("binary field longer than 65535 bytes")
-    return len(b).to_bytes(2, "big") + b
+    return _len2(b.encode() if isinstance(b, str) else bytes(b))
 
 
 def packet(b0, *parts):
@@ -176,15 +185,32 @@ def connect(client_id, clean=True, keepalive=60, will=None, username=None, passw
 
 def publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
     """PUBLISH (§3.3). payload is bytes-like or str."""
-    check_topic(topic)
+    # Built straight into one buffer: the hot path of a sensor node.
+    t = _utf8(check_topic(topic))
     if qos not in (0, 1, 2):
         raise ValueError("QoS must be 0, 1 or 2")
     if isinstance(payload, str):
         payload = payload.encode()
-    b0 = 0x30 | qos << 1 | (1 if retain else 0) | (8 if dup else 0)
+    nt = len(t)
+    if nt > 65535:
+        raise ValueError("topic longer than 65535 bytes")
+    n = 2 + nt + len(payload) + (2 if qos else 0)
+    h = varint(n)
+    i = 1 + len(h)
+    buf = bytearray(i + n)
+    buf[0] = 0x30 | qos << 1 | (1 if retain else 0) | (8 if dup else 0)
+    buf[1:i] = h
+    buf[i] = nt >> 8
+    buf[i + 1] = nt & 0xFF
+    i += 2
+    buf[i:i + nt] = t
+    i += nt
     if qos:
-        return packet(b0, _s(topic), pid.to_bytes(2, "big"), payload)
-    return packet(b0, _s(topic), payload)
+        buf[i] = pid >> 8
+        buf[i + 1] = pid & 0xFF
+        i += 2
+    buf[i:] = payload
+    return buf
 
 
 def subscribe(pid, filters):

@@ -19,11 +19,32 @@ try:
     from asyncio import sleep_ms as _mp  # noqa: F401  (only MicroPython's asyncio has it)
 except ImportError:  # CPython: open_connection is cancel-safe
     from asyncio import open_connection
+
+    def must_drain(w):
+        # drain() applies the transport's flow control and only waits when
+        # it is over its high-water mark: always call it.
+        return True
+
+    async def recv(r, buf):
+        """Bytes from the stream, at most len(buf); empty at EOF."""
+        return await r.read(len(buf))
 else:
     import select
     import socket
     from asyncio import StreamReader as _Stream
     from errno import EINPROGRESS, ECONNREFUSED
+
+    def must_drain(w):
+        # Bytes the socket did not take wait in the stream's out_buf.
+        return w.out_buf
+
+    async def recv(r, buf):
+        # Into the caller's buffer: no allocation per read. A TLS socket
+        # gives None until a whole record is in.
+        while True:
+            n = await r.readinto(buf)
+            if n is not None:
+                return memoryview(buf)[:n]
 
     async def open_connection(host, port, ssl=None, server_hostname=None):
         # MicroPython's asyncio.open_connection leaks its socket when it is

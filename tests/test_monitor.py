@@ -181,3 +181,22 @@ def test_check_silence_and_render_table_unit():
     assert "a" in table and "online (silent)" in table and "t=1.25" in table
     assert "sleeping" in table and "30.0s ago" in table
     assert monitor.render_table({}) == "(no nodes seen)"
+
+
+def test_shared_monitors_split_the_will_alerts(mosquitto, pub, prefix, start_py):
+    # Two monitors in one share group: each will alert is raised by exactly one of them.
+    a = start_monitor(start_py, mosquitto, prefix, "--share", "ops", "--duration", 4)
+    b = start_monitor(start_py, mosquitto, prefix, "--share", "ops", "--duration", 4)
+    nodes = [f"w{i}" for i in range(12)]
+    for n in nodes:
+        pub(mosquitto, f"{prefix}/{n}/status", "offline", qos=1)
+    got_a = [e["node"] for e in alerts(events(a), "will")]
+    got_b = [e["node"] for e in alerts(events(b), "will")]
+    assert sorted(got_a + got_b) == sorted(nodes)     # every alert once, none twice
+    assert got_a and got_b, (got_a, got_b)            # the work was shared
+    assert a.returncode == 3 and b.returncode == 3
+
+
+def test_share_group_name_checked(start_py):
+    p = start_py("cpython", MONITOR, ["--host", "127.0.0.1", "--share", "a/b"])
+    assert p.wait(timeout=10) == 2

@@ -3,6 +3,7 @@
 
     python tools/monitor.py --host H --port P --prefix mqnode [--username U] [--json]
         [--exec CMD] [--grace 2.5] [--exit-on-alert] [--duration S] [--client-id ID]
+        [--share GROUP]
 
 The password comes from the environment variable MQNODE_PASSWORD only (never a CLI
 argument, never printed).
@@ -26,6 +27,13 @@ otherwise readable text lines. Alerts have event "alert" and details {"kind": ..
 --exec CMD runs CMD (shlex.split, no shell) per alert with MQNODE_ALERT, MQNODE_NODE,
 MQNODE_DETAILS (JSON) in the environment; each run is limited to 10 s and never blocks
 the event loop.
+
+--share GROUP: several monitors started with the same GROUP share the work through
+MQTT shared subscriptions ($share/GROUP/..., MQTT 5.0 §4.8.2, which mosquitto also
+offers to 3.1.1 clients): the broker hands each message to one of them, so each will
+alert is raised once across the group. Each instance sees only its share of a node's
+telemetry, so silence is not judged in this mode, and the broker sends no retained
+status at start (§3.8.4).
 
 Exit codes: 0 no alert, 3 at least one alert (--exit-on-alert exits at the first),
 2 usage or connection error. --duration S stops after S seconds; SIGINT/SIGTERM stop
@@ -290,8 +298,9 @@ async def run(args, password):
             pass
     try:
         await c.connect(timeout=args.connect_timeout)
-        granted = await c.subscribe([(f"{mon.prefix}/+/status", 1),
-                                     (f"{mon.prefix}/+/telemetry", 1)], timeout=10)
+        share = f"$share/{args.share}/" if args.share else ""
+        granted = await c.subscribe([(f"{share}{mon.prefix}/+/status", 1),
+                                     (f"{share}{mon.prefix}/+/telemetry", 1)], timeout=10)
     except (MQTTError, asyncio.TimeoutError, OSError) as e:
         await c.disconnect()
         reason = type(e).__name__ + (f": {e}" if str(e) else "")
@@ -302,14 +311,18 @@ async def run(args, password):
         await c.disconnect()
         print("monitor: subscription refused by the broker", file=sys.stderr, flush=True)
         return EXIT_USAGE
-    mon.emit("subscribed", None, {"prefix": mon.prefix, "host": args.host, "port": args.port},
-             f"monitoring {mon.prefix}/+ on {args.host}:{args.port}")
+    mon.emit("subscribed", None, {"prefix": mon.prefix, "host": args.host, "port": args.port,
+                                  "share": args.share},
+             f"monitoring {mon.prefix}/+ on {args.host}:{args.port}"
+             + (f" (shared in group {args.share})" if args.share else ""))
 
     async def reader():
         async for m in c.messages():
             mon.handle(m.topic, m.payload, m.retain)
 
-    tasks = [asyncio.ensure_future(reader()), asyncio.ensure_future(mon.watch())]
+    tasks = [asyncio.ensure_future(reader())]
+    if not args.share:   # a share of the telemetry says nothing about silence
+        tasks.append(asyncio.ensure_future(mon.watch()))
     stopper = asyncio.ensure_future(mon.stop.wait())
     try:
         await asyncio.wait([stopper, tasks[0]], timeout=args.duration,
@@ -345,6 +358,8 @@ def parse_args(argv=None):
     p.add_argument("--duration", type=float, help="run this many seconds, then exit")
     p.add_argument("--client-id")
     p.add_argument("--connect-timeout", type=float, default=10.0)
+    p.add_argument("--share", metavar="GROUP",
+                   help="share the work with other monitors of the same GROUP")
     a = p.parse_args(argv)
     if a.grace <= 0:
         p.error("--grace must be > 0")
@@ -352,6 +367,8 @@ def parse_args(argv=None):
         p.error("--duration must be > 0")
     if a.exec is not None and not shlex.split(a.exec):
         p.error("--exec needs a command")
+    if a.share is not None and (not a.share or any(ch in a.share for ch in "/+#")):
+        p.error("--share GROUP: a non-empty name without / + # (MQTT 5.0 §4.8.2)")
     return a
 
 

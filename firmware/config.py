@@ -21,6 +21,8 @@ _SCHEMA = (
     ("broker.port", int, 1883, lambda v: 0 < v < 65536, "1..65535"),
     ("broker.keepalive", int, 60, lambda v: 0 <= v <= 65535, "0..65535 seconds"),
     ("broker.client_id", str, "", lambda v: len(v) <= 64, "at most 64 characters"),
+    ("broker.mqtt_version", int, 4, lambda v: v in (4, 5), "4 (MQTT 3.1.1) or 5 (MQTT 5.0)"),
+    ("broker.will_delay_s", int, 0, lambda v: 0 <= v <= 86400, "0..86400 seconds"),
     ("wifi.ssid", str, "", lambda v: len(v) <= 32, "at most 32 characters"),
     ("telemetry.interval_s", int, 60, lambda v: 1 <= v <= 86400, "1..86400 seconds"),
     ("telemetry.qos", int, 1, lambda v: v in (0, 1, 2), "0, 1 or 2"),
@@ -57,6 +59,9 @@ def load(config_text, secrets_text="{}", overrides=None):
     out = _check(cfg, _SCHEMA, "")
     if not out["broker.client_id"]:
         out["broker.client_id"] = out["node_id"]
+    if out["broker.will_delay_s"] and out["broker.mqtt_version"] != 5:
+        raise ConfigError("broker.will_delay_s: needs broker.mqtt_version 5 (MQTT 3.1.1 "
+                          "has no will delay)")
     for i, s in enumerate(out["sensors"]):
         out["sensors"][i] = _sensor(s, "sensors[%d]" % i)
     if (out["tls.cert"] is None) != (out["tls.key"] is None):

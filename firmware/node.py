@@ -51,11 +51,22 @@ class Node:
         self.uptime_ms = 0
         sec = cfg["secrets"]
         self.tls = _tls(cfg)
+        will = (self.t_status, b"offline", 1, True)
+        v5 = {}
+        if cfg["broker.mqtt_version"] == 5:
+            # MQTT 5.0 will delay (§3.1.3.2.2): a node back within the delay
+            # raises no will. The broker sends the will at the earlier of the
+            # delay and the session's end, so the session outlives the delay
+            # and a reconnect resumes it (clean start 0) instead of ending it.
+            delay = cfg["broker.will_delay_s"]
+            will += ({0x18: delay},)   # Will Delay Interval
+            v5 = {"version": 5, "session_expiry": delay}
         self.client = MQTTClient(
-            cfg["broker.host"], cfg["broker.port"], cfg["broker.client_id"], clean=True,
-            keepalive=cfg["broker.keepalive"], will=(self.t_status, b"offline", 1, True),
+            cfg["broker.host"], cfg["broker.port"], cfg["broker.client_id"],
+            clean=not v5 or not v5["session_expiry"],
+            keepalive=cfg["broker.keepalive"], will=will,
             username=sec["broker_username"], password=sec["broker_password"], inbox=4,
-            tls=self.tls, log=lambda text: log(self.id, text))
+            tls=self.tls, log=lambda text: log(self.id, text), **v5)
         self._wake = asyncio.Event()    # the schedule has news (command)
         self._poke = asyncio.Event()    # the buffer has news
         self._read_now = False

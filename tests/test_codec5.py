@@ -1015,6 +1015,9 @@ def test_v311_modules_never_load_codec5():
     code = ("import sys; sys.path.insert(0, %r)\n"
             "import mqtt, mqtt.codec, mqtt.session, mqtt.client, mqtt.codec_broker\n"
             "assert not [m for m in sys.modules if 'codec5' in m], sys.modules\n"
+            "from mqtt import MQTTClient; MQTTClient('127.0.0.1', client_id='x')\n"
+            "v5 = ('codec5', 'session5', 'request5')\n"
+            "assert not [m for m in sys.modules if m.split('.')[-1] in v5], sys.modules\n"
             % str(REPO / "lib"))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

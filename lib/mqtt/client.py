@@ -29,14 +29,23 @@ class MQTTClient:
     tls: a mqtt.tls.TLS (verifies the broker by default); None is plain TCP.
     log: a function taking one line of text, for warnings (a password sent
       without TLS); the library prints nothing itself.
+    version: 4 for MQTT 3.1.1, 5 for MQTT 5.0 (see session5.Session5 for
+      session_expiry, topic_aliases, connect_props and a will's properties).
     """
 
     def __init__(self, host, port=1883, client_id="", clean=True, keepalive=60,
                  will=None, username=None, password=None, connect_timeout=10,
                  backoff=(1, 60), window=16, queue=32, inbox=16, max_packet=8192,
-                 tls=None, log=None):
-        self.session = Session(client_id, clean, keepalive, will, username, password,
-                               max_packet, window, queue)
+                 tls=None, log=None, version=4, **v5):
+        if version == 5:
+            from .session5 import Session5  # only now: 3.1.1 never loads it
+            self.session = Session5(client_id, clean, keepalive, will, username, password,
+                                    max_packet, window, queue, **v5)
+        elif v5 or version != 4:
+            raise ValueError("MQTT 3.1.1 (version=4) or 5.0 (version=5) only")
+        else:
+            self.session = Session(client_id, clean, keepalive, will, username, password,
+                                   max_packet, window, queue)
         self.host = host
         self.port = port
         self.tls = tls
@@ -104,7 +113,7 @@ class MQTTClient:
             pass
         self._inbox._ev.set()
 
-    async def publish(self, topic, payload, qos=0, retain=False, timeout=None):
+    async def publish(self, topic, payload, qos=0, retain=False, timeout=None, props=None):
         """Publish; returns the packet id (0 for QoS 0).
 
         QoS 0 is written at once and raises NotConnected while offline.
@@ -113,11 +122,14 @@ class MQTTClient:
         pipelined through the window; while offline it is queued, and the
         oldest queued message is dropped (counted in session.dropped) when
         the queue is full. An empty retained payload clears the topic's
-        retained message."""
+        retained message. props (version 5): PUBLISH properties."""
         s = self.session
         if qos:
             await self._wait(self._has_room, timeout)
-        pid = s.publish(topic, payload, qos, retain)
+        if props is None:
+            pid = s.publish(topic, payload, qos, retain)
+        else:
+            pid = s.publish(topic, payload, qos, retain, props, ticks_ms())
         if self._write():
             await self._drain()
         return pid
@@ -126,25 +138,34 @@ class MQTTClient:
         """Wait until every QoS 1/2 publish is acknowledged."""
         await self._wait(self.session.idle, timeout)
 
-    async def subscribe(self, topic, qos=0, handler=None, timeout=None):
+    async def subscribe(self, topic, qos=0, handler=None, timeout=None, props=None):
         """Subscribe to a filter, or to a list of (filter, qos) pairs in one
         packet. Returns the granted QoS per filter (0x80 is a failure).
         With handler, messages matching these filters are passed to
         handler(msg) (a plain function, called in the reader) instead of
         messages(). Made again after a reconnect when the broker has no
-        session; if offline, it is made on connect."""
+        session; if offline, it is made on connect. Version 5: qos may carry
+        codec5 option bits (NO_LOCAL, ...), props SUBSCRIBE properties."""
         filters = [(topic, qos)] if isinstance(topic, str) else list(topic)
         for f, q in filters:
             check_filter(f)
             if handler:
                 self._route(f, handler)
-        return await self._request(self.session.subscribe(filters), timeout)
+        s = self.session
+        pid = s.subscribe(filters, props) if props else s.subscribe(filters)
+        return await self._request(pid, timeout)
 
     async def unsubscribe(self, topic, timeout=None):
         """Unsubscribe from a filter or a list of filters; drops their handlers."""
         filters = [topic] if isinstance(topic, str) else list(topic)
         self._routes = [r for r in self._routes if r[0] not in filters]
         await self._request(self.session.unsubscribe(filters), timeout)
+
+    async def request(self, topic, payload, timeout=10, qos=1, props=None):
+        """Version 5 request/response (§4.10): publish with a response topic
+        and correlation data, return the response Message."""
+        from .request5 import request
+        return await request(self, topic, payload, timeout, qos, props)
 
     def messages(self):
         """The async iterator of messages no handler took:

@@ -12,7 +12,8 @@ class ProtocolError(MQTTError):
 
 
 class ConnectRefused(MQTTError):
-    """The broker answered CONNECT with a non-zero return code (3.1.1 §3.2.2.3)."""
+    """The broker answered CONNECT with a non-zero return code (3.1.1 §3.2.2.3),
+    or an MQTT 5 reason code >= 0x80 (5.0 §3.2.2.2), then with its text."""
 
     REASONS = (
         None,
@@ -23,9 +24,9 @@ class ConnectRefused(MQTTError):
         "not authorized",
     )
 
-    def __init__(self, code):
+    def __init__(self, code, reason=None):
         self.code = code
-        self.reason = self.REASONS[code] if 0 < code < 6 else "unknown"
+        self.reason = reason or (self.REASONS[code] if 0 < code < 6 else "unknown")
         super().__init__("connection refused: %s (code %d)" % (self.reason, code))
 
 

@@ -5,7 +5,7 @@
 # Section numbers (§) refer to the MQTT 3.1.1 OASIS standard.
 from . import codec
 from .codec import (CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK,
-                    Message, ack, decode, frame)
+                    Message, ack, frame)
 from .errors import ProtocolError, ConnectRefused, ConnectionLost, NotConnected
 
 
@@ -23,6 +23,8 @@ class Session:
       when full, the oldest waiting one is dropped and counted in `dropped`.
     max_packet: the largest packet accepted from the broker, in bytes.
     """
+
+    _codec = codec  # the packet codec; session5.Session5 puts codec5 here
 
     def __init__(self, client_id, clean=True, keepalive=60, will=None,
                  username=None, password=None, max_packet=16384, window=16, queue=32):
@@ -162,7 +164,7 @@ class Session:
                 f = frame(buf, self.limit, i)
                 if not f or f[1] > len(buf):
                     break
-                pkt = decode(buf[i], memoryview(buf)[f[0]:f[1]])
+                pkt = self._codec.decode(buf[i], memoryview(buf)[f[0]:f[1]])
                 i = f[1]
                 # Only a whole packet shows the link is alive (§3.1.2.10): a
                 # broker that trickles bytes of a packet it never finishes is
@@ -268,7 +270,7 @@ class Session:
             filters = [fq for fq in self.subs.items() if fq[0] not in pend]
             if filters:
                 pid = self._newpid()
-                self._pending[pid] = (codec.subscribe(pid, filters), filters)
+                self._pending[pid] = (self._codec.subscribe(pid, filters), filters)
             kept = []
             for e in self._out:
                 if e[1] is None:

@@ -1,0 +1,295 @@
+# The MQTT 5.0 client session: Session with what version 5 adds. Sans I/O
+# like Session. Only a client made with version=5 imports this module (and
+# codec5 with it); a 3.1.1 client never loads either.
+# Section numbers (§) refer to the MQTT 5.0 OASIS standard.
+from . import codec5
+from .codec import CONNACK, PUBACK, PUBREC, SUBACK, DISCONNECT, Message
+from .codec5 import (AUTH, ASSIGNED_CLIENT_ID, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS,
+                     MESSAGE_EXPIRY, REASON_STRING, RECEIVE_MAXIMUM, RETAIN_AVAILABLE,
+                     SERVER_KEEPALIVE, SESSION_EXPIRY, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM,
+                     reason_name)
+from .errors import ConnectionLost, ConnectRefused, NotConnected, ProtocolError
+from .session import Session, ticks_diff
+
+FAILED_MAX = 16  # failed publishes remembered in Session5.failed
+
+
+class Disconnected(ConnectionLost):
+    """The broker closed the link with a DISCONNECT (§3.14): .code is its
+    reason code, .reason its text (with the reason string property 0x1F when
+    the broker sent one), .props all its properties."""
+
+    def __init__(self, code, props):
+        self.code = code
+        self.props = props
+        self.reason = reason_name(code)
+        if REASON_STRING in props:
+            self.reason += ": " + props[REASON_STRING]
+        super().__init__("disconnected by the broker: %s (0x%02x)" % (self.reason, code))
+
+
+class Session5(Session):
+    """An MQTT 5.0 session. Beyond Session:
+
+    session_expiry: seconds the broker keeps the session after the link
+      ends (§3.1.2.11.2); will: (topic, payload, qos, retain[, props]).
+    topic_aliases: topic aliases we accept from the broker (§3.2.2.3.8).
+    connect_props: more CONNECT properties, {id: value}.
+    After CONNACK: client_id (the assigned one, §3.2.2.3.7), ka, window
+    (min(ours, the broker's receive maximum), §3.3.4), max_send (largest
+    packet the broker takes, §3.2.2.3.6), alias_max (outgoing aliases allowed,
+    §3.2.2.3.8), retain_available, max_qos, connack_props.
+    failed: the last FAILED_MAX (pid, reason code) of publishes the broker
+    refused (PUBACK/PUBREC reason >= 0x80, §3.4.2.1); failures counts them all.
+    """
+
+    _codec = codec5
+
+    def __init__(self, client_id, clean=True, keepalive=60, will=None, username=None,
+                 password=None, max_packet=16384, window=16, queue=32, session_expiry=0,
+                 topic_aliases=8, connect_props=None):
+        # Session's 3.1.1 CONNECT rules (no empty id without clean, no
+        # password without user) do not hold in v5 (§3.1.3.1, §3.1.2.9): its
+        # CONNECT is replaced below.
+        Session.__init__(self, client_id or "x", clean, keepalive, None, None, None,
+                         max_packet, window, queue)
+        props = dict(connect_props or ())
+        if session_expiry:
+            props[SESSION_EXPIRY] = session_expiry
+        props[RECEIVE_MAXIMUM] = min(window, 65535)
+        props[MAXIMUM_PACKET_SIZE] = max_packet
+        if topic_aliases:
+            props[TOPIC_ALIAS_MAXIMUM] = topic_aliases
+        self._cargs = [client_id, clean, keepalive, will, username, password, props]
+        self._connect = codec5.connect(*self._cargs)
+        self.client_id = client_id
+        self.keepalive = keepalive
+        self.window0 = window
+        self.in_alias_max = topic_aliases
+        self.max_send = 268435460  # §2.2.3 bound until CONNACK says less
+        self.alias_max = 0
+        self.retain_available = True
+        self.max_qos = 2
+        self.connack_props = {}
+        self.failed = []
+        self.failures = 0
+        self.auth = None      # the last AUTH packet (AUTH, reason, props), §3.15
+        self._now = 0
+        self._aliases = {}    # topic -> alias we assigned on this connection (§3.3.2.3.4)
+        self._in_aliases = {}  # alias -> topic the broker set on this connection
+
+    # ---- connection lifecycle ----
+
+    def start(self, now):
+        # Topic aliases live for one connection (§3.3.2.3.4). A PUBLISH
+        # re-sent after reconnecting carries its topic again, no alias, and
+        # its remaining expiry interval (§3.3.2.3.3).
+        self._now = now
+        self._aliases = {}
+        self._in_aliases = {}
+        for e in self._out:
+            if e[1] is not None and e[2]:
+                e[1] = self._build(e[0], e[2], now, False)
+        Session.start(self, now)
+
+    def take(self, now):
+        self._now = now
+        return Session.take(self, now)
+
+    def poll(self, now):
+        self._now = now
+        return Session.poll(self, now)
+
+    def feed(self, data, now):
+        self._now = now
+        return Session.feed(self, data, now)
+
+    # ---- application requests ----
+
+    def publish(self, topic, payload, qos=0, retain=False, props=None, now=None):
+        """As Session.publish, with PUBLISH properties (§3.3.2.3); now (ms)
+        is needed with MESSAGE_EXPIRY. A packet larger than the broker's
+        maximum packet size raises ValueError and is not queued
+        (§3.1.2.11.4). A queued message whose expiry passes before it is
+        sent is dropped and counted in `dropped`."""
+        if now is not None:
+            self._now = now
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if props and TOPIC_ALIAS in props:
+            raise ValueError("topic aliases are assigned by the session")
+        if qos > self.max_qos or retain and not self.retain_available:
+            # what the broker said it does not support (§3.2.2.3.4, §3.2.2.3.5)
+            raise ValueError("QoS %d or retain not available on this broker" % qos)
+        if not qos and not self.connected:
+            raise NotConnected("offline: QoS 0 message not sent")
+        pid = self._newpid() if qos else 0
+        full = codec5.publish(topic, payload, qos, retain, pid, props=props)
+        if len(full) > self.max_send:
+            raise ValueError("packet of %d bytes over the broker's maximum %d (§3.1.2.11.4)"
+                             % (len(full), self.max_send))
+        dl = None
+        if props and MESSAGE_EXPIRY in props:
+            dl = self._now + props[MESSAGE_EXPIRY] * 1000 & 0x3FFFFFFF
+        args = (topic, payload, qos, retain, props, dl)
+        if not qos:
+            self.tx.append(self._wire(0, args, full))
+            return 0
+        self._queue.append([pid, full, args])
+        if len(self._queue) > self.queue_max:
+            self._queue.pop(0)
+            self.dropped += 1
+        self._promote()
+        return pid
+
+    def subscribe(self, filters, props=None):
+        """filters: list of (filter, options), options being the QoS plus
+        codec5 option bits (§3.8.3.1); props e.g. {SUBSCRIPTION_ID: n}."""
+        if not props:
+            return self._request(codec5.subscribe, filters, True)
+        pid = self._newpid()
+        p = codec5.subscribe(pid, filters, props)
+        self._pending[pid] = (p, filters)
+        for f, o in filters:
+            self.subs[f] = o
+        if self.connected:
+            self.tx.append(p)
+        return pid
+
+    def unsubscribe(self, filters):
+        return self._request(codec5.unsubscribe, filters, False)
+
+    # ---- sending ----
+
+    def _promote(self):
+        # Queued messages enter the window in order; one whose expiry passed
+        # is dropped instead (§3.3.2.3.3). The window is at most the broker's
+        # receive maximum (§3.3.4, §4.9). In the window, e[1] is the packet
+        # sent and e[2] the message, kept only when a reconnect must rebuild
+        # the packet (it used an alias or carries an expiry).
+        now = self._now
+        while self.connected and self._queue and len(self._out) < self.window:
+            e = self._queue.pop(0)
+            a = e[2]
+            if a[5] is not None and ticks_diff(a[5], now) <= 0:
+                self.dropped += 1
+                continue
+            if len(e[1]) > self.max_send:  # queued before this broker's CONNACK
+                self.dropped += 1
+                continue
+            p = self._wire(e[0], a, e[1])
+            if p is e[1]:
+                e[2] = None
+            e[1] = p
+            self._out.append(e)
+            self.tx.append(p)
+
+    def _wire(self, pid, a, full):
+        # The packet as it goes out now: with a topic alias when the broker
+        # allows them (§3.3.2.3.4), the topic only the first time; with the
+        # remaining expiry interval (§3.3.2.3.3).
+        topic = a[0]
+        alias = self._aliases.get(topic)
+        known = alias is not None
+        if not known and len(self._aliases) < self.alias_max:
+            alias = self._aliases[topic] = len(self._aliases) + 1
+        if alias is None and a[5] is None:
+            return full
+        return self._build(pid, a, self._now, alias, known)
+
+    def _build(self, pid, a, now, alias, known=False):
+        topic, payload, qos, retain, props, dl = a
+        if alias or dl is not None:
+            props = dict(props or ())
+            if dl is not None:
+                # whole seconds left, at least 1: it has not expired yet
+                props[MESSAGE_EXPIRY] = max(1, (ticks_diff(dl, now) + 999) // 1000)
+            if alias:
+                props[TOPIC_ALIAS] = alias
+        return codec5.publish("" if known else topic, payload, qos, retain, pid, props=props)
+
+    # ---- incoming packets ----
+
+    def _handle(self, pkt, events):
+        if isinstance(pkt, Message):
+            a = pkt.props.get(TOPIC_ALIAS)
+            if a is not None and self.connected:
+                # §3.3.2.3.4: a topic sets the alias, an empty one uses it.
+                if a > self.in_alias_max:
+                    raise ProtocolError("topic alias %d over our maximum (§3.3.2.3.4)" % a)
+                if pkt.topic:
+                    self._in_aliases[a] = pkt.topic
+                else:
+                    t = self._in_aliases.get(a)
+                    if t is None:
+                        raise ProtocolError("unknown topic alias %d (§3.3.2.3.4)" % a)
+                    pkt.topic = t
+            return Session._handle(self, pkt, events)
+        t = pkt[0]
+        if t == CONNACK:
+            if self.connected:
+                raise ProtocolError("second CONNACK")
+            r, props = pkt[2], pkt[3]
+            if r >= 0x80:
+                text = reason_name(r)
+                if REASON_STRING in props:
+                    text += ": " + props[REASON_STRING]
+                raise ConnectRefused(r, text)
+            self._connacked(props)
+            self._resume(pkt[1])
+            events.append(pkt)
+            return
+        if t == DISCONNECT:
+            # §3.14: the broker closes the link; say why.
+            raise Disconnected(pkt[1], pkt[2])
+        if t == AUTH:
+            # Enhanced authentication (§4.12) is not started by this client:
+            # keep the packet for the application to see.
+            self.auth = pkt
+            events.append(pkt)
+            return
+        if not self.connected:
+            raise ProtocolError("packet type %d before CONNACK (§3.2)" % t)
+        if t in (PUBACK, PUBREC) and pkt[2] >= 0x80:
+            self._failed(t, pkt[1], pkt[2], events)
+            return
+        if t == SUBACK:
+            req = self._pending.get(pkt[1])
+            Session._handle(self, pkt, events)
+            # §3.9.3: a reason code >= 0x80 is a refused filter.
+            for (f, o), c in zip(req[1], pkt[2]):
+                if c >= 0x80:
+                    self.subs.pop(f, None)
+            return
+        Session._handle(self, pkt, events)
+
+    def _failed(self, t, pid, reason, events):
+        # The broker refused the publish (§3.4.2.1, §3.5.2.1): it is done,
+        # with no PUBREL after a failed PUBREC (§4.3.3). Record it.
+        for i, e in enumerate(self._out):
+            if e[0] == pid and e[1] is not None and e[1][0] & 6 == (2 if t == PUBACK else 4):
+                del self._out[i]
+                self.failures += 1
+                self.failed.append((pid, reason))
+                if len(self.failed) > FAILED_MAX:
+                    self.failed.pop(0)
+                events.append((t, pid, reason))
+                self._promote()
+                return
+        raise ProtocolError("failed ack for packet id %d, which is not waiting for it" % pid)
+
+    def _connacked(self, p):
+        # CONNACK properties (§3.2.2.3) apply to this connection.
+        self.connack_props = p
+        cid = p.get(ASSIGNED_CLIENT_ID)
+        if cid:
+            # reconnects use it, so they find the session (§3.2.2.3.7)
+            self.client_id = cid
+            self._cargs[0] = cid
+            self._connect = codec5.connect(*self._cargs)
+        self.ka = p.get(SERVER_KEEPALIVE, self.keepalive) * 1000  # §3.2.2.3.14
+        self.window = min(self.window0, p.get(RECEIVE_MAXIMUM, 65535))  # §3.2.2.3.3
+        self.max_send = p.get(MAXIMUM_PACKET_SIZE, 268435460)  # §3.2.2.3.6
+        self.alias_max = p.get(TOPIC_ALIAS_MAXIMUM, 0)  # §3.2.2.3.8
+        self.retain_available = bool(p.get(RETAIN_AVAILABLE, 1))  # §3.2.2.3.5
+        self.max_qos = p.get(MAXIMUM_QOS, 2)  # §3.2.2.3.4

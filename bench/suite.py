@@ -27,6 +27,10 @@ On MicroPython every module (lib/mqtt, the clients, the worker) is compiled by
               at a 60 s interval), the node's own first one and then one `cmd/read`
               command per reading, sent when the previous telemetry arrives;
               sizes tried in parallel, 4 KiB grid
+  code heap   the heap that importing each client's modules (and the node's
+              main) takes on the unix port, where .mpy code is loaded into the
+              heap; minus the minimum heap, it is what a board needs with the
+              code frozen into flash (boards/*/manifest.py)
   size        mpy-cross output per module of lib/mqtt
 
 Prints a markdown table and writes it to bench/results/suite.md. Figures only:
@@ -63,6 +67,10 @@ CLIENTS = [("micropython", "mqnode"), ("micropython", "raw"), ("micropython", "u
 UNSUPPORTED = {("umqtt", 2): "no QoS 2 (publish: `assert 0`)",
                ("mqtt_as", 2): "no QoS 2 (qos_check: 0 or 1)"}
 NODE_DAY = 1440
+CODE_HEAP = os.path.join(HERE, "_code_heap.py")
+# what each MicroPython client's code is: the modules its worker imports
+CODE_MODULES = {"mqnode": ["+asyncio", "mqtt"], "raw": ["_raw_client"],
+                "umqtt": ["umqtt.simple"], "mqtt_as": ["+asyncio", "mqtt_async"]}
 PERF_HEAP = "1m"
 
 
@@ -99,6 +107,7 @@ def build_clients(lib, dst):
         n = mpy(src, os.path.join(dst, "mqtt", mod + ".mpy"), "mqtt/%s.py" % mod)
         sizes[mod] = (os.path.getsize(src), n)
     for src, rel in [(WORKER, "_suite_worker.py"), (os.path.join(HERE, "_raw_client.py"), "_raw_client.py"),
+                     (CODE_HEAP, "_code_heap.py"),
                      (os.path.join(DEPS, "umqtt", "simple.py"), "umqtt/simple.py"),
                      (os.path.join(DEPS, "mqtt_async.py"), "mqtt_async.py"),
                      (os.path.join(STUBS, "network.py"), "network.py"),
@@ -106,6 +115,8 @@ def build_clients(lib, dst):
         mpy(src, os.path.join(dst, rel[:-3] + ".mpy"), rel)
     with open(os.path.join(dst, "run.py"), "w") as f:
         f.write("import _suite_worker\n")
+    with open(os.path.join(dst, "run_code_heap.py"), "w") as f:
+        f.write("import _code_heap\n")
     return sizes
 
 
@@ -118,6 +129,9 @@ def build_node(lib, dst):
         if "codec_broker" in rel or rel.endswith("tls.py"):
             continue  # never loaded by a node without TLS
         mpy(src, os.path.join(dst, rel[:-3] + ".mpy"), rel)
+    mpy(CODE_HEAP, os.path.join(dst, "_code_heap.mpy"), "_code_heap.py")
+    with open(os.path.join(dst, "run_code_heap.py"), "w") as f:
+        f.write("import _code_heap\n")
     with open(os.path.join(dst, "run_node.py"), "w") as f:
         f.write("import main\nmain.main()\n")
     with open(os.path.join(c.ROOT, "boards", "host", "config.json")) as f:
@@ -324,6 +338,18 @@ class NodeDriver(threading.Thread):
         self.cl.sock.close()
 
 
+def code_heap(ddir, modules):
+    """Heap bytes taken by importing modules from the .mpy dir ddir (MicroPython)."""
+    argv, env = c.command("micropython", os.path.join(ddir, "run_code_heap.py"), modules,
+                          heapsize="1m", path=(ddir,))
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, cwd=ddir)
+    for line in r.stdout.splitlines():
+        if line.startswith("code "):
+            return int(line.split()[1])
+    log("code heap of", modules, "failed:", r.stdout[-300:], r.stderr[-300:])
+    return None
+
+
 def node_round(broker, driver, ndir, sizes, day, tag, timeout):
     """Runs one node per heapsize (KiB) at once, each until `day` readings;
     {k: 'ok' | why it failed}."""
@@ -468,11 +494,15 @@ def main():
                     R[rt, cl, "rtt", q] = res = latency(r, rt, cl, q)
                     log(rt, cl, "QoS", q, "round trip", res)
             for cl in ("mqnode", "raw", "umqtt", "mqtt_as"):
+                R["code", cl] = code_heap(mdir, CODE_MODULES[cl])
+                log(cl, "code in the heap", R["code", cl])
                 n = a.umqtt_heap_n if cl == "umqtt" else a.heap_n
                 k, tries = heap_bisect(r, cl, n)
                 R["heap", cl] = (k, n, tries)
                 log(cl, "min heap", k, "KiB", tries)
         if not a.no_node:
+            R["code", "node"] = code_heap(ndir, ["+asyncio", "main"])
+            log("node code in the heap", R["code", "node"])
             lo = (R["heap", "mqnode"][0] or 8) - 4
             R["node"] = node_heap(ndir, lo)
             log("node min heap", R["node"])
@@ -535,11 +565,22 @@ def report(a, R, sizes, sensors, elapsed):
                      if k else "failed at 256 KiB: %s" % tries[-1][1])
     rows.append(("min -X heapsize, connect + subscribe + %s QoS 1 round trips (.mpy)"
                  % "{:,}".format(a.heap_n), cells))
+    code = [R.get(("code", cl)) if rt == "micropython" else None for rt, cl in cols]
+    rows.append(("heap taken by the client's code once imported (.mpy; asyncio not counted)",
+                 [fnum(x / 1024, " KiB") if x else "n/a" for x in code]))
+    rows.append(("min heapsize minus the code's heap (what a board with the code frozen needs)",
+                 [fnum(R["heap", cl][0] - x / 1024, " KiB") if x and R["heap", cl][0] else "n/a"
+                  for (rt, cl), x in zip(cols, code)]))
     if "node" in R:
         k, tries = R["node"]
+        nc = R.get(("code", "node"))
         rows.append(("min -X heapsize, whole host node, %s telemetry readings (.mpy)"
                      % "{:,}".format(NODE_DAY),
                      ["%s KiB" % k if k else "not found"] + ["n/a"] * (len(cols) - 1)))
+        rows.append(("whole node: heap taken by its code (firmware, board, drivers, lib) / "
+                     "min heapsize minus that",
+                     ["%s / %s" % (fnum(nc / 1024, " KiB"), fnum(k - nc / 1024, " KiB"))
+                      if nc and k else "n/a"] + ["n/a"] * (len(cols) - 1)))
     core = sum(sizes[m][1] for m in CORE if m in sizes)
     rows.append((".mpy bytes, 3.1.1 core (%s)" % ", ".join(CORE),
                  ["{:,}".format(core)] + ["-"] * (len(cols) - 1)))

@@ -12,6 +12,7 @@ from .session import Session
 
 
 YIELD_MS = 10
+BURST = 4       # writes in one ms, the application not yielding, that make a burst
 
 
 class MQTTClient:
@@ -68,6 +69,8 @@ class MQTTClient:
         self._w = None
         self._wlock = asyncio.Lock()
         self._yielded = 0
+        self._ms = self._streak = 0   # writes in the current ms (see _write)
+        self._sock = None             # the TCP socket, for Nagle (see _write)
         self._rbuf = bytearray(512)   # each read lands here
         self._change = asyncio.Event()
         self._refused = None
@@ -124,7 +127,7 @@ class MQTTClient:
         the queue is full. An empty retained payload clears the topic's
         retained message. props (version 5): PUBLISH properties."""
         s = self.session
-        if qos:
+        if qos and not self._has_room():
             await self._wait(self._has_room, timeout)
         if props is None:
             pid = s.publish(topic, payload, qos, retain)
@@ -206,9 +209,9 @@ class MQTTClient:
                     pass
 
     def _signal(self):
-        ev = self._change
-        self._change = asyncio.Event()
-        ev.set()
+        # Wake every waiter; set() schedules them, so clearing at once is safe.
+        self._change.set()
+        self._change.clear()
 
     async def _request(self, pid, timeout):
         self._acks[pid] = None
@@ -264,7 +267,8 @@ class MQTTClient:
             conn = open_connection(host, port)
         r, w = await asyncio.wait_for(conn, self.connect_timeout)
         self._w = w
-        _nodelay(w)
+        self._sock = _nodelay(w)
+        self._streak = 0
         s.start(ticks_ms())
         await self._send()
         left = self.connect_timeout - (ticks_ms() - t0 & 0x3FFFFFFF) / 1000
@@ -313,8 +317,10 @@ class MQTTClient:
                 data = await recv(r, self._rbuf)
                 if not data:
                     raise ConnectionLost("closed by the broker")
+                self._calm()   # the application yielded: no burst
                 self._dispatch(s.feed(data, ticks_ms()))
-                await self._send()
+                if self._write():
+                    await self._drain()
         except Exception as e:
             self._die(e)
 
@@ -360,18 +366,30 @@ class MQTTClient:
 
     def _write(self):
         # Write what the session has queued, one write per packet, in order,
-        # without a yield: concurrent senders keep the order. True when a
-        # drain is due: the socket did not take everything, or YIELD_MS
-        # passed since the last one (a burst of QoS 0 publishes then costs no
-        # scheduler round trip per message, yet the reader and timers run).
+        # without a yield: concurrent senders keep the order. In a burst
+        # (more than BURST writes within one ms, no task of ours having run
+        # in between: the application has not yielded), Nagle is turned on
+        # so the kernel gathers the burst's packets into full segments: a
+        # segment per small packet costs the broker a read each. It goes off
+        # again (which sends what it holds, on Linux) at the next write in a
+        # later ms or when the reader runs. True when a drain is due: the
+        # socket did not take everything, or YIELD_MS passed since the last
+        # one (a burst then costs no scheduler round trip per message, yet
+        # the reader and timers run).
         s = self.session
         w = self._w
         if not (w and s.tx):
             return False
         now = ticks_ms()
+        if now != self._ms:
+            self._ms = now
+            self._calm()
         try:
             for p in s.take(now):
                 w.write(p)
+            self._streak += 1
+            if self._streak == BURST:
+                self._nagle(0)
         except OSError as e:
             self._die(e)
             return False
@@ -379,6 +397,18 @@ class MQTTClient:
             self._yielded = now
             return True
         return False
+
+    def _calm(self):
+        # The burst is over (see _write).
+        if self._streak >= BURST:
+            self._nagle(1)
+        self._streak = 0
+
+    def _nagle(self, nodelay):
+        try:
+            self._sock.setsockopt(6, 1, nodelay)
+        except (AttributeError, OSError):
+            pass
 
     async def _drain(self):
         # One drain at a time: MicroPython's stream allows a single waiter.
@@ -452,8 +482,10 @@ class Inbox:
             await self._ev.wait()
         m = self._q.pop(0)
         self._taken.set()
-        self._c.session.ack(m)
-        await self._c._send()
+        c = self._c
+        c.session.ack(m)
+        if c._write():
+            await c._drain()
         return m
 
 
@@ -472,9 +504,11 @@ def _host_port(addr):
 def _nodelay(w):
     # One write per packet, so Nagle only adds latency (40 ms with delayed
     # ACK): turn it off where the port lets us (IPPROTO_TCP=6, TCP_NODELAY=1).
+    # Returns the socket, or None when the option is not there.
     s = getattr(w, "s", None)  # MicroPython's Stream keeps its socket here
     try:
         s = s or w.get_extra_info("socket")
         s.setsockopt(6, 1, 1)
+        return s
     except (AttributeError, OSError):
-        pass  # a port without the option: Nagle stays on
+        return None  # a port without the option: Nagle stays on

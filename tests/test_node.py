@@ -269,3 +269,27 @@ def test_schedule_loop_feeds_the_watchdog(run_py, runtime, mosquitto):
     assert "dogs 1 5" in r.lines, r
     feeds = [line.split() for line in r.lines if line.startswith("feeds")][0]
     assert int(feeds[1]) >= 3, r
+
+
+def test_v5_will_delay_rides_out_a_restart_but_not_an_absence(node, mosquitto, sub, prefix,
+                                                               tmp_path):
+    # broker.mqtt_version 5 with will_delay_s: a node that is back within the delay
+    # raises no will; one that stays away does, once the delay has passed.
+    cfg = json.loads((HOST / "config.json").read_text())
+    cfg["broker"]["mqtt_version"] = 5
+    cfg["broker"]["will_delay_s"] = 4
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    status = f"{prefix}/n9/status"
+    s = sub(mosquitto, status, qos=1)
+    p = node("n9", "--config", str(path))
+    assert s.wait_for(1, timeout=20) == [f"{status} online"], p.seen
+    p.kill_now()                       # a crash: no DISCONNECT, the will is pending
+    p = node("n9", "--config", str(path))
+    assert s.wait_for(2, timeout=20)[1:] == [f"{status} online"], (s.messages, p.seen)
+    time.sleep(5)                      # past the delay: the will was cancelled
+    assert s.messages == [f"{status} online"] * 2, s.messages
+    t0 = time.monotonic()
+    p.kill_now()                       # and now gone for good
+    assert s.wait_for(3, timeout=20)[2:] == [f"{status} offline"], s.messages
+    assert time.monotonic() - t0 >= 3, "the will came before its delay"

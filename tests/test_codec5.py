@@ -6,7 +6,6 @@ the code under test. The property table below is copied from §2.2.2.2, not
 from codec5.
 """
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,21 +25,10 @@ from mqtt.codec5 import (  # noqa: E402
     SUBSCRIPTION_ID, TOPIC_ALIAS, USER_PROPERTY, WILL, WILL_DELAY, decode_props,
     encode_props, reason_name)
 from mqtt.errors import ProtocolError  # noqa: E402
+from test_codec import BIG, h, split  # noqa: E402  (framing helpers shared with 3.1.1)
 
 REPO = Path(__file__).resolve().parent.parent
 SCEN = REPO / "tests" / "scenarios" / "codec5_roundtrip.py"
-BIG = 1 << 29
-
-
-def h(s):
-    return bytes.fromhex(s)
-
-
-def split(pkt, limit=BIG):
-    pkt = bytes(pkt)
-    f = frame(pkt, limit)
-    assert f is not None and f[1] == len(pkt), "not exactly one packet"
-    return pkt[0], pkt[f[0]:f[1]]
 
 
 def dec(pkt):
@@ -1009,19 +997,7 @@ def test_mutated_packets_only_protocol_error(pkt):
             pass
 
 
-# --------------------------------------------------------------------------- packaging
-
-def test_v311_modules_never_load_codec5():
-    code = ("import sys; sys.path.insert(0, %r)\n"
-            "import mqtt, mqtt.codec, mqtt.session, mqtt.client, mqtt.codec_broker\n"
-            "assert not [m for m in sys.modules if 'codec5' in m], sys.modules\n"
-            "from mqtt import MQTTClient; MQTTClient('127.0.0.1', client_id='x')\n"
-            "v5 = ('codec5', 'session5', 'request5')\n"
-            "assert not [m for m in sys.modules if m.split('.')[-1] in v5], sys.modules\n"
-            % str(REPO / "lib"))
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-
+# --------------------------------------------------------------------------- both runtimes
 
 def test_round_trips_on_both_runtimes(run_py, runtime):
     r = run_py(runtime, SCEN, timeout=60)

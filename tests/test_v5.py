@@ -61,6 +61,16 @@ def test_will_delay_will_arrives_when_client_stays_away(start_py, runtime, mosqu
     assert watch.wait_for(1, timeout=20) == [f"{prefix}/status gone"]
 
 
+def test_disconnect_with_will_reason_publishes_the_will(run_py, runtime, mosquitto, prefix, sub):
+    watch = sub(mosquitto, f"{prefix}/status", qos=1)
+    assert scenario(run_py, runtime, "leave_with_will", mosquitto, prefix) == [
+        "left True", "v4 a DISCONNECT reason needs MQTT 5 (version=5)", "v4 left False"]
+    assert watch.wait_for(1, timeout=10) == [f"{prefix}/status gone"]
+    watch.stop()
+    # the 3.1.1 client, refused a reason, still left cleanly: its will was discarded
+    assert watch.messages == [f"{prefix}/status gone"]
+
+
 def test_server_disconnect_reason_reaches_the_app(run_py, runtime, mosquitto_factory, prefix):
     # mosquitto 2.0.11 closes a taken-over link without a DISCONNECT (the
     # 0x8E case is covered below with a scripted broker); it does send

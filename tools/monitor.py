@@ -29,8 +29,8 @@ MQNODE_DETAILS (JSON) in the environment; each run is limited to 10 s and never 
 the event loop.
 
 --share GROUP: several monitors started with the same GROUP share the work through
-MQTT shared subscriptions ($share/GROUP/..., MQTT 5.0 §4.8.2, which mosquitto also
-offers to 3.1.1 clients): the broker hands each message to one of them, so each will
+MQTT 5.0 shared subscriptions ($share/GROUP/..., §4.8.2; the monitor then speaks
+MQTT 5.0): the broker hands each message to one of them, so each will
 alert is raised once across the group. Each instance sees only its share of a node's
 telemetry, so silence is not judged in this mode, and the broker sends no retained
 status at start (§3.8.4).
@@ -288,8 +288,10 @@ class Monitor:
 async def run(args, password):
     mon = Monitor(args.prefix, args.grace, args.json, args.exec, args.exit_on_alert)
     client_id = args.client_id or f"mqnode-monitor-{os.getpid()}"
+    # Shared subscriptions are MQTT 5.0 (§4.8.2): speak it when sharing.
     c = MQTTClient(args.host, args.port, client_id, clean=True, keepalive=30,
-                   username=args.username, password=password, backoff=(1, 30), inbox=64)
+                   username=args.username, password=password, backoff=(1, 30), inbox=64,
+                   version=5 if args.share else 4)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -307,7 +309,7 @@ async def run(args, password):
         print(f"monitor: cannot connect/subscribe to {args.host}:{args.port}: {reason}",
               file=sys.stderr, flush=True)
         return EXIT_USAGE
-    if any(g == 0x80 for g in granted):
+    if any(g >= 0x80 for g in granted):   # 3.1.1: 0x80; 5.0: any code >= 0x80
         await c.disconnect()
         print("monitor: subscription refused by the broker", file=sys.stderr, flush=True)
         return EXIT_USAGE

@@ -94,17 +94,21 @@ class MQTTClient:
         await self._wait(self._is_up, timeout)
         return self.session.session_present
 
-    async def disconnect(self, timeout=5):
+    async def disconnect(self, timeout=5, reason=0, props=None):
         """Send DISCONNECT (the broker discards the will), close the link and
         stop reconnecting. Unacknowledged QoS 1/2 messages stay in the
-        session; call flush() first to wait for them."""
+        session; call flush() first to wait for them. Version 5: a reason
+        code (0x04: send the will anyway) and DISCONNECT properties."""
+        s = self.session
         t = self._task
+        bye = t and s.connected
+        if bye:
+            s.disconnect(reason, props)  # a bad reason raises here, before any change
         self._task = None
         self.stopped = True
         if not t:
             return
-        if self.session.connected:
-            self.session.disconnect()
+        if bye:
             try:
                 await asyncio.wait_for(self._send(), timeout)
             except (OSError, asyncio.TimeoutError):

@@ -67,8 +67,10 @@ class Session:
         self._buf = bytearray()
         self._ping = None
 
-    def disconnect(self):
+    def disconnect(self, reason=0, props=None):
         """Queue a DISCONNECT (§3.14): the broker then discards the will."""
+        if reason or props:
+            raise ValueError("a DISCONNECT reason needs MQTT 5 (version=5)")
         self.tx.append(codec.DISCONNECT_PACKET)
         self.connected = False
 

@@ -159,6 +159,12 @@ class Session5(Session):
     def unsubscribe(self, filters):
         return self._request(codec5.unsubscribe, filters, False)
 
+    def disconnect(self, reason=0, props=None):
+        """Queue a DISCONNECT with a reason code and properties (§3.14.2);
+        0x04 makes the broker publish the will (§3.14.2.1)."""
+        self.tx.append(codec5.disconnect(reason, props))
+        self.connected = False
+
     # ---- sending ----
 
     def _promote(self):

@@ -52,6 +52,23 @@ async def will_delay():
         await asyncio.sleep(60)
 
 
+async def leave_with_will():
+    # DISCONNECT with reason 0x04 (§3.14.2.1): a clean exit that still
+    # publishes the will. A 3.1.1 client cannot send a reason.
+    c = client("lw-" + TAG, will=(PREFIX + "/status", b"gone", 1, False))
+    await c.connect(5)
+    await c.disconnect(reason=0x04)
+    say("left", c.stopped)
+    c4 = client("l4-" + TAG, version=4, will=(PREFIX + "/status", b"gone4", 1, False))
+    await c4.connect(5)
+    try:
+        await c4.disconnect(reason=0x04)
+    except ValueError as e:
+        say("v4", e)
+    await c4.disconnect()
+    say("v4 left", c4.session.connected)
+
+
 async def refused():
     # ARGS: user password
     c = client("rf-" + TAG, username=ARGS[0], password=ARGS[1])

@@ -1,6 +1,6 @@
 # Worker for suite.py, on the MicroPython unix port or CPython.
 # argv: client mode host port qos n tmax_ms topic client_id
-#   client  mqnode (lib/mqtt) | raw (_raw_client.py) | umqtt (umqtt.simple) | mqtt_as (mqtt_async)
+#   client  mqnode (lib/mqtt) | mqnode5 (lib/mqtt, version=5) | raw (_raw_client.py) | umqtt (umqtt.simple) | mqtt_as (mqtt_async)
 #   mode    tput: publish up to n 64-byte messages at qos (or until tmax_ms), at QoS 1/2
 #                 until the last acknowledgement; prints "sent <count> <us>"
 #           rtt:  subscribe to topic at qos, then publish -> own receive, one at a time,
@@ -100,9 +100,9 @@ def run_blocking():
 
 async def run_async():
     import asyncio
-    if CLIENT == "mqnode":
+    if CLIENT in ("mqnode", "mqnode5"):
         from mqtt import MQTTClient
-        c = MQTTClient(HOST, PORT, CID, keepalive=60)
+        c = MQTTClient(HOST, PORT, CID, keepalive=60, version=5 if CLIENT == "mqnode5" else 4)
         await c.connect(10)
         inbox = c.messages() if MODE != "tput" else None
 

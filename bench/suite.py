@@ -6,6 +6,7 @@ Starts its own mosquitto (127.0.0.1, free port, max_queued_messages 0 so the
 broker drops nothing) and runs bench/_suite_worker.py for each client:
 
   mqnode   lib/mqtt (this project), asyncio, window 16
+  mqnode5  the same with version=5 (MQTT 5.0): heap and code only
   raw      bench/_raw_client.py: blocking socket, hand-built packets, each PUBLISH
            in one write, one message at a time (the one-at-a-time ceiling)
   umqtt    umqtt.simple 1.3.4 (PyPI micropython-umqtt.simple), blocking
@@ -69,7 +70,9 @@ UNSUPPORTED = {("umqtt", 2): "no QoS 2 (publish: `assert 0`)",
 NODE_DAY = 1440
 CODE_HEAP = os.path.join(HERE, "_code_heap.py")
 # what each MicroPython client's code is: the modules its worker imports
-CODE_MODULES = {"mqnode": ["+asyncio", "mqtt"], "raw": ["_raw_client"],
+V5 = ("codec5", "session5", "request5")  # what a version=5 client adds (request5: on first request())
+CODE_MODULES = {"mqnode": ["+asyncio", "mqtt"], "mqnode5": ["+asyncio", "mqtt", "mqtt.session5"],
+                "raw": ["_raw_client"],
                 "umqtt": ["umqtt.simple"], "mqtt_as": ["+asyncio", "mqtt_async"]}
 PERF_HEAP = "1m"
 
@@ -500,6 +503,10 @@ def main():
                 k, tries = heap_bisect(r, cl, n)
                 R["heap", cl] = (k, n, tries)
                 log(cl, "min heap", k, "KiB", tries)
+            R["code", "mqnode5"] = code_heap(mdir, CODE_MODULES["mqnode5"])
+            k, tries = heap_bisect(r, "mqnode5", a.heap_n)
+            R["heap", "mqnode5"] = (k, a.heap_n, tries)
+            log("mqnode5 min heap", k, "KiB", tries, "code", R["code", "mqnode5"])
         if not a.no_node:
             R["code", "node"] = code_heap(ndir, ["+asyncio", "main"])
             log("node code in the heap", R["code", "node"])
@@ -571,6 +578,11 @@ def report(a, R, sizes, sensors, elapsed):
     rows.append(("min heapsize minus the code's heap (what a board with the code frozen needs)",
                  [fnum(R["heap", cl][0] - x / 1024, " KiB") if x and R["heap", cl][0] else "n/a"
                   for (rt, cl), x in zip(cols, code)]))
+    k5, c5 = R["heap", "mqnode5"][0], R.get(("code", "mqnode5"))
+    rows.append(("MQTT 5.0 client (version=5), same work: min heapsize / its code's heap",
+                 ["%s / %s" % ("%s KiB" % k5 if k5 else "failed",
+                               fnum(c5 / 1024, " KiB") if c5 else "n/a")]
+                 + ["n/a"] * (len(cols) - 1)))
     if "node" in R:
         k, tries = R["node"]
         nc = R.get(("code", "node"))
@@ -660,7 +672,7 @@ def report(a, R, sizes, sensors, elapsed):
     L.append("Heap bisection (KiB: result): " + "; ".join(
         "%s: %s" % (cl, ", ".join("%d %s" % (k, "ok" if w == "ok" else "FAIL (%s)" % w[:60])
                                   for k, w in R["heap", cl][2]))
-        for cl in ("mqnode", "raw", "umqtt", "mqtt_as")) + ".")
+        for cl in ("mqnode", "mqnode5", "raw", "umqtt", "mqtt_as")) + ".")
     if "node" in R:
         L.append("")
         L.append("Node (sensors: %s; interval 86400 s so only the commanded readings run; "
@@ -670,10 +682,14 @@ def report(a, R, sizes, sensors, elapsed):
           "|---|---:|---:|---|"]
     for mod, (py, m) in sizes.items():
         L.append("| mqtt/%s | %s | %s | %s |" % (mod, "{:,}".format(py), "{:,}".format(m),
-                                                "3.1.1 core" if mod in CORE else "separate"))
+                                                "3.1.1 core" if mod in CORE else
+                                                "v5 extra" if mod in V5 else "separate"))
     L.append("| **3.1.1 core** | %s | %s | |" % ("{:,}".format(sum(sizes[m][0] for m in CORE if m in sizes)),
                                                  "{:,}".format(core)))
-    for mod in ("tls", "codec_broker"):
+    L.append("| **v5 extra** (%s) | %s | %s | |" % (
+        ", ".join(V5), "{:,}".format(sum(sizes[m][0] for m in V5 if m in sizes)),
+        "{:,}".format(sum(sizes[m][1] for m in V5 if m in sizes))))
+    for mod in ("tls", "codec_broker", "codec5_broker"):
         if mod in sizes:
             L.append("| %s (separate) | %s | %s | |" % (mod, "{:,}".format(sizes[mod][0]),
                                                        "{:,}".format(sizes[mod][1])))

@@ -227,6 +227,29 @@ def test_failed_puback_and_pubrec_complete_the_message_without_pubrel():
     assert s.feed(codec5.ack(PUBACK, p3, 0x10), 2) == [(PUBACK, p3)]  # 0x10 is success
 
 
+def test_a_smaller_receive_maximum_after_reconnect_bounds_the_resends():
+    # §4.9: what was in flight counts against the new connection's Receive
+    # Maximum: only that many are re-sent; the rest follow, as re-sends, when
+    # acks free room.
+    s = up(window=4)
+    pids = [s.publish("t", b"%d" % i, 1, props={MESSAGE_EXPIRY: 60} if i == 3 else None,
+                      now=0) for i in range(4)]
+    assert len(s.take(0)) == 4
+    s.closed()
+    s.start(1)
+    s.take(1)
+    s.feed(B.connack(True, 0, {RECEIVE_MAXIMUM: 2}), 1)
+    sent = [parse(p) for p in s.take(1)]
+    assert [(m.pid, m.dup, m.payload) for m in sent] == [(pids[0], True, b"0"),
+                                                         (pids[1], True, b"1")]
+    for k in (2, 3):
+        s.feed(codec5.ack(PUBACK, pids[k - 2]), 2)
+        (m,) = [parse(p) for p in s.take(2)]
+        assert (m.pid, m.dup, m.payload) == (pids[k], True, b"%d" % k)
+        assert len(s._out) == 2
+    assert m.props[MESSAGE_EXPIRY] == 60   # rebuilt with its remaining expiry, DUP kept
+
+
 def test_server_disconnect_raises_typed_connection_lost():
     s = up()
     with pytest.raises(Disconnected) as e:

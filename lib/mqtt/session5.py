@@ -177,13 +177,13 @@ class Session5(Session):
         while self.connected and self._queue and len(self._out) < self.window:
             e = self._queue.pop(0)
             a = e[2]
-            if a[5] is not None and ticks_diff(a[5], now) <= 0:
+            if a and a[5] is not None and ticks_diff(a[5], now) <= 0:
                 self.dropped += 1
                 continue
             if len(e[1]) > self.max_send:  # queued before this broker's CONNACK
                 self.dropped += 1
                 continue
-            p = self._wire(e[0], a, e[1])
+            p = self._wire(e[0], a, e[1]) if a else e[1]
             if p is e[1]:
                 e[2] = None
             e[1] = p
@@ -201,7 +201,9 @@ class Session5(Session):
             alias = self._aliases[topic] = len(self._aliases) + 1
         if alias is None and a[5] is None:
             return full
-        return self._build(pid, a, self._now, alias, known)
+        p = self._build(pid, a, self._now, alias, known)
+        p[0] |= full[0] & 8  # a re-send keeps DUP (§3.3.1.1)
+        return p
 
     def _build(self, pid, a, now, alias, known=False):
         topic, payload, qos, retain, props, dl = a
@@ -283,6 +285,22 @@ class Session5(Session):
                 self._promote()
                 return
         raise ProtocolError("failed ack for packet id %d, which is not waiting for it" % pid)
+
+    def _resume(self, present):
+        # The publishes in flight before count against this connection's
+        # Receive Maximum, which may be smaller (§4.9): the oldest that fit
+        # are re-sent now; the newer ones wait at the head of the queue,
+        # marked as re-sends (DUP, §3.3.1.1), and follow as acks free room.
+        # Those past PUBREC stay: their PUBREL is re-sent (§4.4).
+        out = self._out
+        i = len(out)
+        while i > self.window and out[i - 1][1] is not None:
+            i -= 1
+        for e in out[i:]:
+            e[1][0] |= 8
+        self._queue[:0] = out[i:]
+        del out[i:]
+        Session._resume(self, present)
 
     def _connacked(self, p):
         # CONNACK properties (§3.2.2.3) apply to this connection.

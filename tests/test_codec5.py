@@ -592,11 +592,12 @@ def test_reason_names():
     assert reason_name(0) == "success"
     assert reason_name(0x87) == "not authorized"
     assert reason_name(0x03) == "reason 0x03"
-    assert all(isinstance(v, str) and len(v) <= 24 for v in codec5.REASONS.values())
-    # every reason code any packet may carry has a name (§2.4)
-    for codes in codec5._RC.values():
-        for c in codes:
-            assert c in codec5.REASONS
+    assert reason_name(0xA2) == "no wildcards"   # the last of the table
+    assert reason_name(0x97) == "quota exceeded"
+    # every reason code any packet may carry has its own short name (§2.4)
+    names = {c: reason_name(c) for codes in codec5._RC.values() for c in codes}
+    assert len(set(names.values())) == len(names), names
+    assert all(n and len(n) <= 24 and not n.startswith("reason 0x") for n in names.values())
 
 
 # --------------------------------------------------------------------------- malformed input

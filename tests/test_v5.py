@@ -288,8 +288,31 @@ def test_subscribe_and_unsubscribe_are_v5_packets_and_restored_as_v5():
     s.start(1)
     s.take(1)
     s.feed(B.connack(False, 0, {}), 1)  # no session: subscriptions made again (§3.2.2.1.1)
-    again = parse(s.take(1)[0])
-    assert again[0] == SUBSCRIBE and again[2] == [("a/+", 5)]
+    again = [parse(p) for p in s.take(1)]
+    # with its options and its subscription identifier
+    assert [(a[0], a[2], a[3]) for a in again] == [
+        (SUBSCRIBE, [("a/+", 5)], {codec5.SUBSCRIPTION_ID: 9})]
+
+
+def test_restored_subscriptions_keep_their_identifiers_apart():
+    # A subscription identifier is per SUBSCRIBE (§3.8.2.1.2): filters made
+    # with different ones, or none, are made again in separate packets.
+    s = up()
+    for fl, props in (([("a", 1)], {codec5.SUBSCRIPTION_ID: 1}), ([("b", 0), ("c", 2)], None),
+                      ([("d", 1)], {codec5.SUBSCRIPTION_ID: 2})):
+        pid = s.subscribe(fl, props)
+        s.take(0)
+        s.feed(B.suback(pid, [q for _, q in fl]), 0)
+    pid = s.subscribe([("d", 0)])    # made again without properties: none on restore
+    s.take(0)
+    s.feed(B.suback(pid, [0]), 0)
+    s.closed()
+    s.start(1)
+    s.take(1)
+    s.feed(B.connack(False, 0, {}), 1)
+    again = sorted((sorted(a[2]), a[3]) for a in map(parse, s.take(1)))
+    assert again == [([("a", 1)], {codec5.SUBSCRIPTION_ID: 1}),
+                     ([("b", 0), ("c", 2), ("d", 0)], {})]
 
 
 def test_suback_failure_codes_are_returned_and_not_restored():

@@ -77,6 +77,7 @@ class Session5(Session):
         self._now = 0
         self._aliases = {}    # topic -> alias we assigned on this connection (§3.3.2.3.4)
         self._in_aliases = {}  # alias -> topic the broker set on this connection
+        self._sprops = {}     # filter -> the SUBSCRIBE properties it was made with
 
     # ---- connection lifecycle ----
 
@@ -144,7 +145,14 @@ class Session5(Session):
 
     def subscribe(self, filters, props=None):
         """filters: list of (filter, options), options being the QoS plus
-        codec5 option bits (§3.8.3.1); props e.g. {SUBSCRIPTION_ID: n}."""
+        codec5 option bits (§3.8.3.1); props e.g. {SUBSCRIPTION_ID: n}.
+        The properties go with the filters when a lost session makes the
+        client subscribe again."""
+        for f, o in filters:
+            if props:
+                self._sprops[f] = props
+            else:
+                self._sprops.pop(f, None)
         if not props:
             return self._request(codec5.subscribe, filters, True)
         pid = self._newpid()
@@ -157,6 +165,8 @@ class Session5(Session):
         return pid
 
     def unsubscribe(self, filters):
+        for f in filters:
+            self._sprops.pop(f, None)
         return self._request(codec5.unsubscribe, filters, False)
 
     def disconnect(self, reason=0, props=None):
@@ -268,6 +278,7 @@ class Session5(Session):
             for (f, o), c in zip(req[1], pkt[2]):
                 if c >= 0x80:
                     self.subs.pop(f, None)
+                    self._sprops.pop(f, None)
             return
         Session._handle(self, pkt, events)
 
@@ -292,6 +303,16 @@ class Session5(Session):
         # are re-sent now; the newer ones wait at the head of the queue,
         # marked as re-sends (DUP, §3.3.1.1), and follow as acks free room.
         # Those past PUBREC stay: their PUBREL is re-sent (§4.4).
+        if not present:
+            # No session: Session._resume subscribes again in one packet, but
+            # a subscription identifier belongs to its SUBSCRIBE (§3.8.2.1.2):
+            # filters made with properties each go in their own, first.
+            pend = {f for p, fl in self._pending.values() if p[0] == 0x82 for f, _ in fl}
+            for f, props in self._sprops.items():
+                if f in self.subs and f not in pend:
+                    fl = [(f, self.subs[f])]
+                    pid = self._newpid()
+                    self._pending[pid] = (codec5.subscribe(pid, fl, props), fl)
         out = self._out
         i = len(out)
         while i > self.window and out[i - 1][1] is not None:

@@ -53,6 +53,14 @@ def board_info(name):
     return json.loads(path.read_text())
 
 
+def mqnode_version():
+    """The one mqnode version (semantic versioning), kept in lib/mqtt/__init__.py."""
+    for line in (REPO / "lib" / "mqtt" / "__init__.py").read_text().splitlines():
+        if line.startswith("__version__"):
+            return line.split("=", 1)[1].strip().strip('"')
+    raise Failure("lib/mqtt/__init__.py has no __version__")
+
+
 def git_version():
     try:
         r = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty", "--tags"],
@@ -104,13 +112,13 @@ def build(board, out=None, quiet=False):
         data = target.read_bytes()
         files[dest] = hashlib.sha256(data).hexdigest()
         rows.append((dest, src.stat().st_size, len(data)))
-    stamp = {"board": board, "version": git_version(), "mpy": MPY_VERSION,
+    stamp = {"board": board, "version": mqnode_version(), "git": git_version(), "mpy": MPY_VERSION,
              "arch": info["mpy_arch"], "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
              "files": files}
     (out / STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n")
     if not quiet:
         print(f"built {board} ({info['micropython_board']}, mpy v{MPY_VERSION}, "
-              f"{info['mpy_arch']}) version {stamp['version']} in {out}")
+              f"{info['mpy_arch']}) version {stamp['version']} (git {stamp['git']}) in {out}")
         w = max(len(r[0]) for r in rows)
         print(f"  {'file'.ljust(w)}  {'source':>7}  {'board':>7}")
         for dest, src_size, size in rows:
@@ -459,6 +467,7 @@ def logs(port, duration=None, out=sys.stdout):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="mqnode", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"mqnode {mqnode_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="compile lib/, firmware/ and board.py with mpy-cross")
     b.add_argument("--board", required=True)

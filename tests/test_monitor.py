@@ -14,6 +14,14 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import monitor  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def history_file(tmp_path, monkeypatch):
+    """Each test's monitors record into the test's own history file (the default is in ~)."""
+    path = tmp_path / "history.sqlite"
+    monkeypatch.setenv("MQNODE_HISTORY", str(path))
+    return path
+
 NODE = """
 import asyncio, sys
 from mqtt import MQTTClient

@@ -1,9 +1,17 @@
 """`make demo`: a local broker, three host-board nodes on the MicroPython unix port and the
-fleet monitor. After a while one node is killed abruptly (SIGKILL): the broker publishes its
-will and the monitor raises the alert. Ctrl-C stops everything.
+fleet monitor with its web dashboard. After a while one node is killed abruptly (SIGKILL):
+the broker publishes its will and the monitor raises the alert.
 
     python tools/demo.py [--nodes 3] [--interval 3] [--kill-after 12] [--duration S]
-                         [--broker HOST:PORT] [--prefix mqnode-demo]
+                         [--broker HOST:PORT] [--prefix mqnode-demo] [--web HOST:PORT]
+
+The dashboard listens on --web (default 127.0.0.1 and a free port); its address is printed.
+The history goes to a file in the temporary folder.
+
+Everything the demo started (broker, monitor, nodes) is stopped by its pid when the demo
+ends: after --duration, on SIGINT (Ctrl-C), SIGTERM or SIGHUP, and when its output pipe
+closes (`demo.py | head`). The children also get SIGTERM from the kernel should the demo
+itself be killed (PR_SET_PDEATHSIG).
 
 The broker is mosquitto when it is installed, else (or with DEMO_BROKER=amqtt) amqtt, the
 pure-Python broker from requirements.txt; it listens on 127.0.0.1 and a free port, lives in a
@@ -11,7 +19,9 @@ temporary folder and is stopped by its pid. --broker uses a broker you already r
 Node logs go to files in the temporary folder; the terminal shows the demo and the monitor.
 """
 import argparse
+import ctypes
 import os
+import select
 import shutil
 import signal
 import socket
@@ -26,8 +36,61 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+class Stop(Exception):
+    """A signal, or the output pipe closed: the demo winds down."""
+
+
+def on_signal(signum, frame):
+    raise Stop(signal.Signals(signum).name)
+
+
+def write(text):
+    """Print to the terminal or pipe; a closed pipe stops the demo (and is not written again)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        output_closed()
+        raise Stop("output closed") from None
+
+
+def output_closed():
+    # Point stdout at /dev/null, so no later print (nor the exit-time flush) fails again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def pipe_closed():
+    """True when stdout is a pipe whose reader has gone (poll says POLLERR), without writing."""
+    p = select.poll()
+    p.register(sys.stdout.fileno(), 0)
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(0))
+
+
 def say(text):
-    print(f"{time.strftime('%H:%M:%S')} demo: {text}", flush=True)
+    write(f"{time.strftime('%H:%M:%S')} demo: {text}\n")
+
+
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+PR_SET_PDEATHSIG = 1
+
+
+def _child_setup():
+    # Runs in the child before exec: its own session (a Ctrl-C in the terminal reaches the
+    # demo only, which stops the rest), and SIGTERM from the kernel if the demo dies.
+    os.setsid()
+    if _libc is not None:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+STARTED = []   # every process the demo started, in order (stopped by pid at the end)
+
+
+def spawn(argv, **kw):
+    proc = subprocess.Popen(argv, preexec_fn=_child_setup, stdin=subprocess.DEVNULL, **kw)
+    STARTED.append(proc)
+    return proc
 
 
 def free_port():
@@ -52,7 +115,7 @@ def start_broker(tmp, port):
                         "    allow_anonymous: true\n")
         argv, name = [str(BIN / "amqtt"), "-c", str(conf)], "amqtt"
     log = open(tmp / "broker.log", "w")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = spawn(argv, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
@@ -63,7 +126,6 @@ def start_broker(tmp, port):
             if proc.poll() is not None:
                 break
             time.sleep(0.1)
-    proc.kill()
     sys.exit(f"demo: the broker did not start; see {tmp / 'broker.log'}")
 
 
@@ -73,16 +135,24 @@ def start_node(tmp, node_id, host, port, prefix, interval):
     argv = [str(BIN / "micropython"), str(REPO / "firmware" / "main.py"), "--id", node_id,
             "--broker", f"{host}:{port}", "--prefix", prefix, "--interval", str(interval)]
     log = open(tmp / f"{node_id}.log", "w")
-    # own session: a Ctrl-C in the terminal reaches the demo only, which stops the rest
-    return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                            start_new_session=True)
+    return spawn(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
 
-def relay(stream, ready):
-    """Copy the monitor's lines to the terminal; `ready` once it has subscribed."""
+def relay(stream, seen, ready, closed):
+    """Copy the monitor's lines to the terminal, keeping the last of each kind in `seen`;
+    `ready` once it has subscribed and serves the dashboard. Once the output is closed the
+    lines are read and dropped, so the monitor never blocks on a full pipe."""
     for line in stream:
-        print(line, end="", flush=True)
-        if " subscribed: " in line:
+        if not closed.is_set():
+            try:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                closed.set()
+        for key in (" subscribed: ", " web: dashboard at "):
+            if key in line:
+                seen[key] = line.rstrip("\n").split(key, 1)[1]
+        if len(seen) == 2:
             ready.set()
 
 
@@ -105,70 +175,104 @@ def parse_args(argv=None):
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: Ctrl-C)")
     p.add_argument("--broker", metavar="HOST:PORT", help="use this broker instead of a local one")
     p.add_argument("--prefix", default="mqnode-demo")
+    p.add_argument("--web", metavar="HOST:PORT", default="127.0.0.1:0",
+                   help="the dashboard's address (default 127.0.0.1, a free port)")
     a = p.parse_args(argv)
     if a.nodes < 1 or a.interval < 1:
         p.error("--nodes and --interval must be >= 1")
     return a
 
 
+def run(args, tmp, closed, started):
+    """Start the broker, the monitor and the nodes, then watch them until a Stop.
+    `started` gets the monitor and the thread relaying its output."""
+    if args.broker:
+        host, _, port = args.broker.rpartition(":")
+        port = int(port)
+    else:
+        host, port = "127.0.0.1", free_port()
+        start_broker(tmp, port)
+    monitor = spawn([sys.executable, str(REPO / "tools" / "monitor.py"), "--host", host,
+                     "--port", str(port), "--prefix", args.prefix, "--grace", "3",
+                     "--history", str(tmp / "history.sqlite"), "--web", args.web],
+                    stdout=subprocess.PIPE, text=True)
+    seen, ready = {}, threading.Event()
+    relay_thread = threading.Thread(target=relay, args=(monitor.stdout, seen, ready, closed),
+                                    daemon=True)
+    relay_thread.start()
+    started.update(monitor=monitor, relay=relay_thread)
+    deadline = time.monotonic() + 20
+    while not ready.wait(0.2):
+        if monitor.poll() is not None:
+            sys.exit(f"demo: the monitor exited with {monitor.returncode}")
+        if time.monotonic() > deadline:
+            sys.exit("demo: the monitor did not subscribe within 20 s")
+    say(f"dashboard: {seen[' web: dashboard at ']} (fleet, charts, alerts; live)")
+    ids = [f"node-{i + 1}" for i in range(args.nodes)]
+    procs = {node_id: start_node(tmp, node_id, host, port, args.prefix, args.interval)
+             for node_id in ids}
+    say(f"started {', '.join(ids)} (MicroPython unix port, host board, telemetry every "
+        f"{args.interval}s; logs in {tmp})")
+    say("Ctrl-C stops the demo")
+    victim = ids[len(ids) // 2]
+    t0 = time.monotonic()
+    while True:
+        now = time.monotonic() - t0
+        if args.duration and now >= args.duration:
+            return
+        if closed.is_set() or pipe_closed():
+            output_closed()
+            raise Stop("output closed")
+        if args.kill_after and now >= args.kill_after and procs[victim].poll() is None:
+            say(f"killing {victim} with SIGKILL: no DISCONNECT, so the broker "
+                "publishes its will and the monitor alerts")
+            procs[victim].kill()
+        for node_id, p in procs.items():
+            if p.poll() is not None and p.returncode != -signal.SIGKILL:
+                say(f"{node_id} exited with {p.returncode}; its log:\n"
+                    + (tmp / f"{node_id}.log").read_text()[-2000:])
+                return
+        time.sleep(0.2)
+
+
+def stop_all(monitor):
+    """Stop every started process by its pid: the monitor first (SIGINT: it prints its
+    table, and raises no alert for the nodes stopped after it), then the rest, newest first."""
+    order = ([monitor] if monitor else []) + [p for p in reversed(STARTED) if p is not monitor]
+    for p in order:
+        stop(p, signal.SIGINT if p is monitor else signal.SIGTERM)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if not (BIN / "micropython").exists():
         sys.exit("demo: micropython not found in the venv: run `make venv`")
-    stopping = []
-    signal.signal(signal.SIGINT, lambda *_: stopping.append(1))
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    with tempfile.TemporaryDirectory(prefix="mqnode-demo-") as d:
-        tmp = Path(d)
-        broker = None
-        if args.broker:
-            host, _, port = args.broker.rpartition(":")
-            port = int(port)
-        else:
-            host, port = "127.0.0.1", free_port()
-            broker = start_broker(tmp, port)
-        procs = {}
-        monitor = None
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    closed, started, why = threading.Event(), {}, "error"
+    tmp = tempfile.TemporaryDirectory(prefix="mqnode-demo-")
+    try:
         try:
-            monitor = subprocess.Popen(
-                [sys.executable, str(REPO / "tools" / "monitor.py"), "--host", host,
-                 "--port", str(port), "--prefix", args.prefix, "--grace", "3"],
-                stdout=subprocess.PIPE, text=True, start_new_session=True)
-            ready = threading.Event()
-            threading.Thread(target=relay, args=(monitor.stdout, ready), daemon=True).start()
-            if not ready.wait(20):
-                sys.exit("demo: the monitor did not subscribe within 20 s")
-            ids = [f"node-{i + 1}" for i in range(args.nodes)]
-            for node_id in ids:
-                procs[node_id] = start_node(tmp, node_id, host, port, args.prefix, args.interval)
-            say(f"started {', '.join(ids)} (MicroPython unix port, host board, telemetry every "
-                f"{args.interval}s; logs in {tmp})")
-            say("Ctrl-C stops the demo")
-            victim = ids[len(ids) // 2]
-            t0 = time.monotonic()
-            while not stopping:
-                now = time.monotonic() - t0
-                if args.duration and now >= args.duration:
-                    break
-                if args.kill_after and now >= args.kill_after and procs[victim].poll() is None:
-                    say(f"killing {victim} with SIGKILL: no DISCONNECT, so the broker "
-                        "publishes its will and the monitor alerts")
-                    procs[victim].kill()
-                for node_id, p in procs.items():
-                    if p.poll() is not None and p.returncode != -signal.SIGKILL:
-                        say(f"{node_id} exited with {p.returncode}; its log:\n"
-                            + (tmp / f"{node_id}.log").read_text()[-2000:])
-                        stopping.append(1)
-                time.sleep(0.2)
-        finally:
-            say("stopping")
-            if monitor:
-                stop(monitor, signal.SIGINT)   # prints its summary table
-            for p in procs.values():
-                stop(p)
-            if broker:
-                stop(broker)
+            run(args, Path(tmp.name), closed, started)
+            why = "done"
+        except Stop as e:
+            why = str(e)
+    finally:
+        # From here on no signal interrupts the clean-up; a closed output is not an error.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            say(f"stopping ({why})")
+        except Stop:
+            pass
+        stop_all(started.get("monitor"))
+        if started.get("relay"):
+            started["relay"].join(5)   # the monitor's table, printed as it stopped
+        tmp.cleanup()
+    try:
         say("done")
+    except Stop:
+        pass
     return 0
 
 

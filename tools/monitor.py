@@ -1,12 +1,22 @@
 #!/usr/bin/env python3
 """mqnode fleet monitor (host side, CPython only).
 
-    python tools/monitor.py --host H --port P --prefix mqnode [--username U] [--json]
+    python tools/monitor.py --host H [--port P] --prefix mqnode [--json]
+        [--username U [--password-file F]] [--tls-ca CA [--tls-cert C --tls-key K]]
         [--exec CMD] [--grace 2.5] [--exit-on-alert] [--duration S] [--client-id ID]
-        [--share GROUP]
+        [--share GROUP] [--history FILE | --no-history] [--retention 30d]
+        [--web 127.0.0.1:8080]
 
-The password comes from the environment variable MQNODE_PASSWORD only (never a CLI
-argument, never printed).
+Credentials: --username, with the password read from --password-file (its first line) or
+else the environment variable MQNODE_PASSWORD; never a CLI argument, never printed.
+TLS: --tls-ca verifies the broker's certificate (and its name against --host); --tls-cert
+and --tls-key add a client certificate. The port defaults to 8883 with TLS, else 1883.
+A connection that fails says why (certificate, refused password, no broker), not only
+that it timed out.
+
+History (tools/history.py): every reading, status change and alert goes into one SQLite
+file (default: history.default_path()), kept for --retention (0: for ever). --web
+HOST:PORT serves the dashboard (tools/dashboard.py) on that address.
 
 Subscribes (QoS 1) to <prefix>/+/status and <prefix>/+/telemetry and follows each node:
 
@@ -42,10 +52,12 @@ cleanly. On exit a summary of the nodes is printed (a table, or a "summary" JSON
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import shlex
 import signal
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -53,7 +65,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
 
 from mqtt import MQTTClient  # noqa: E402
-from mqtt.errors import MQTTError  # noqa: E402
+from mqtt.errors import ConnectRefused, MQTTError  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import history  # noqa: E402
 
 EXIT_OK, EXIT_USAGE, EXIT_ALERT = 0, 2, 3
 CHECK_PERIOD = 0.5
@@ -72,6 +87,16 @@ class Node:
         self.interval = None        # interval_s from the last telemetry
         self.sleep_until = None     # monotonic deadline of an announced sleep
         self.silent = False         # "silent" alert already given
+        self.readings = {}          # the last telemetry's readings, as the node sent them
+        self.sensor_errors = {}     # the last telemetry's "errors"
+        self.error = None           # the last malformed payload (until a good one)
+        self.alerts = 0
+
+    def as_dict(self):
+        return {"id": self.id, "state": self.state, "silent": self.silent,
+                "last_seen": self.last_seen, "seq": self.seq, "interval_s": self.interval,
+                "reading": self.reading, "readings": self.readings,
+                "sensor_errors": self.sensor_errors, "error": self.error, "alerts": self.alerts}
 
 
 def summarize(readings, limit=80):
@@ -131,14 +156,19 @@ class Monitor:
         self.out = out or sys.stdout
         self.nodes = {}
         self.alerts = 0
+        self.recent_alerts = collections.deque(maxlen=100)   # (time, node, details)
+        self.listeners = []   # fn(time, event, node, details) per event: history, dashboard
         self.stop = asyncio.Event()
         self._procs = set()
 
     # ---- output ----
 
     def emit(self, event, node, details=None, text=""):
+        now = time.time()
+        for fn in self.listeners:
+            fn(now, event, node, details or {})
         if self.json:
-            line = json.dumps({"time": round(time.time(), 3), "event": event, "node": node,
+            line = json.dumps({"time": round(now, 3), "event": event, "node": node,
                                "details": details or {}}, sort_keys=True)
         else:
             stamp = time.strftime("%H:%M:%S")
@@ -150,6 +180,8 @@ class Monitor:
     def alert(self, kind, node, details):
         self.alerts += 1
         d = dict(details, kind=kind)
+        self.node(node).alerts += 1
+        self.recent_alerts.appendleft((time.time(), node, d))
         self.emit("alert", node, d, f"{kind} {json.dumps(details, sort_keys=True)}")
         if self.exec_cmd:
             t = asyncio.ensure_future(self._run_exec(kind, node, d))
@@ -241,10 +273,15 @@ class Monitor:
         try:
             t = json.loads(text)
             if not isinstance(t, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            self.emit("bad_telemetry", n.id, {"payload": text[:100]}, f"unparsable: {text[:60]!r}")
+                raise ValueError("not a JSON object")
+            if not isinstance(t.get("readings", {}), dict):
+                raise ValueError("readings is not an object")
+        except ValueError as e:
+            n.error = f"malformed telemetry: {e}: {text[:60]!r}"
+            self.emit("bad_telemetry", n.id, {"payload": text[:100], "error": str(e)[:100]},
+                      f"unparsable: {text[:60]!r}")
             return
+        n.error = None
         n.last_tel_mono = now
         n.seq = t.get("seq", n.seq)
         iv = t.get("interval_s")
@@ -255,6 +292,7 @@ class Monitor:
             n.state, n.sleep_until = "online", None   # speaking means awake
         n.silent = False
         errors = t.get("errors") or {}
+        n.readings, n.sensor_errors = t.get("readings", {}), errors
         d = {"seq": n.seq, "uptime_s": t.get("uptime_s"), "interval_s": n.interval,
              "readings": t.get("readings", {}), "errors": errors, "retained": retain}
         txt = f"#{n.seq} {n.reading}" + (f" errors={summarize(errors, 60)}" if errors else "")
@@ -285,13 +323,74 @@ class Monitor:
             self.check_silence()
 
 
-async def run(args, password):
+def connect_error(e, client, args):
+    """Why the connection failed, in words: the broker's refusal, or the cause of the last
+    attempt behind a timeout (a certificate the CA does not vouch for, no broker, ...)."""
+    where = f"{args.host}:{args.port}"
+    if isinstance(e, asyncio.TimeoutError) and client.last_error is not None:
+        e = client.last_error
+    if isinstance(e, ConnectRefused):
+        hint = " (check --username and the password)" if e.code in (4, 5, 0x86, 0x87) else ""
+        return f"monitor: {where} refused the connection: {e.reason}{hint}"
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return (f"monitor: TLS to {where}: the broker's certificate was not accepted: "
+                f"{e.verify_message} (check --tls-ca and --host)")
+    if isinstance(e, ssl.SSLError):
+        return f"monitor: TLS to {where} failed: {e.reason or e}"
+    if isinstance(e, asyncio.TimeoutError):
+        return f"monitor: no answer from {where} within {args.connect_timeout}s"
+    return f"monitor: cannot connect/subscribe to {where}: " + type(e).__name__ + \
+        (f": {e}" if str(e) else "")
+
+
+class HistoryWriter:
+    """Feeds monitor events into the history; reports a held-back write once, on stderr."""
+
+    def __init__(self, hist):
+        self.hist = hist
+        self.warned = False
+
+    def __call__(self, t, event, node, details):
+        self.hist.record(t, event, node, details)
+        self.report()
+
+    def flush(self):
+        self.hist.flush()
+        self.report()
+
+    def report(self):
+        h = self.hist
+        if h.last_error and not self.warned:
+            print(f"{h.last_error}; {len(h.pending)} row(s) held in memory, retrying",
+                  file=sys.stderr, flush=True)
+        elif self.warned and not h.last_error:
+            print(f"history: written again to {h.path}", file=sys.stderr, flush=True)
+        self.warned = bool(h.last_error)
+
+    async def run(self):
+        while True:
+            await asyncio.sleep(CHECK_PERIOD)
+            self.flush()
+
+
+def open_history(args):
+    if args.no_history:
+        return None
+    retention = history.parse_duration(args.retention) or None
+    return history.History(args.history or history.default_path(), retention=retention)
+
+
+async def run(args, password, tls, hist):
     mon = Monitor(args.prefix, args.grace, args.json, args.exec, args.exit_on_alert)
+    writer = HistoryWriter(hist) if hist else None
+    if writer:
+        mon.listeners.append(writer)
     client_id = args.client_id or f"mqnode-monitor-{os.getpid()}"
     # Shared subscriptions are MQTT 5.0 (§4.8.2): speak it when sharing.
     c = MQTTClient(args.host, args.port, client_id, clean=True, keepalive=30,
                    username=args.username, password=password, backoff=(1, 30), inbox=64,
-                   version=5 if args.share else 4)
+                   version=5 if args.share else 4, tls=tls,
+                   log=lambda text: print(f"monitor: {text}", file=sys.stderr, flush=True))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -305,18 +404,29 @@ async def run(args, password):
                                      (f"{share}{mon.prefix}/+/telemetry", 1)], timeout=10)
     except (MQTTError, asyncio.TimeoutError, OSError) as e:
         await c.disconnect()
-        reason = type(e).__name__ + (f": {e}" if str(e) else "")
-        print(f"monitor: cannot connect/subscribe to {args.host}:{args.port}: {reason}",
-              file=sys.stderr, flush=True)
+        print(connect_error(e, c, args), file=sys.stderr, flush=True)
         return EXIT_USAGE
     if any(g >= 0x80 for g in granted):   # 3.1.1: 0x80; 5.0: any code >= 0x80
         await c.disconnect()
         print("monitor: subscription refused by the broker", file=sys.stderr, flush=True)
         return EXIT_USAGE
     mon.emit("subscribed", None, {"prefix": mon.prefix, "host": args.host, "port": args.port,
-                                  "share": args.share},
+                                  "share": args.share, "tls": tls is not None},
              f"monitoring {mon.prefix}/+ on {args.host}:{args.port}"
+             + (" over TLS" if tls else "")
              + (f" (shared in group {args.share})" if args.share else ""))
+    web = None
+    if args.web:
+        import dashboard
+        web = dashboard.Dashboard(mon, hist)
+        try:
+            url = await web.start(*args.web)
+        except OSError as e:
+            await c.disconnect()
+            print(f"monitor: --web {args.web[0]}:{args.web[1]}: {e.strerror or e}",
+                  file=sys.stderr, flush=True)
+            return EXIT_USAGE
+        mon.emit("web", None, {"url": url}, f"dashboard at {url}")
 
     async def reader():
         async for m in c.messages():
@@ -325,6 +435,8 @@ async def run(args, password):
     tasks = [asyncio.ensure_future(reader())]
     if not args.share:   # a share of the telemetry says nothing about silence
         tasks.append(asyncio.ensure_future(mon.watch()))
+    if writer:
+        tasks.append(asyncio.ensure_future(writer.run()))
     stopper = asyncio.ensure_future(mon.stop.wait())
     try:
         await asyncio.wait([stopper, tasks[0]], timeout=args.duration,
@@ -333,6 +445,8 @@ async def run(args, password):
         for t in tasks + [stopper]:
             t.cancel()
         await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        if web:
+            await web.stop()
         await mon.drain_exec()
         await c.disconnect()
     if mon.json:
@@ -343,15 +457,34 @@ async def run(args, password):
     else:
         print(render_table(mon.nodes), flush=True)
         print(f"{mon.alerts} alert(s)", flush=True)
+    if writer:
+        hist.db.execute(f"PRAGMA busy_timeout = {int(EXEC_TIMEOUT * 1000)}")
+        writer.flush()
+        if hist.pending or hist.dropped:
+            print(f"monitor: history: {len(hist.pending) + hist.dropped} row(s) could not be "
+                  f"written to {hist.path}", file=sys.stderr, flush=True)
     return EXIT_ALERT if mon.alerts else EXIT_OK
 
 
+def host_port(text):
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    return host, int(port)
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="mqnode fleet monitor (password: env MQNODE_PASSWORD)")
+    p = argparse.ArgumentParser(description="mqnode fleet monitor (password: --password-file "
+                                            "or env MQNODE_PASSWORD)")
     p.add_argument("--host", required=True)
-    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--port", type=int, help="default 8883 with --tls-ca, else 1883")
     p.add_argument("--prefix", default="mqnode")
     p.add_argument("--username")
+    p.add_argument("--password-file", type=Path,
+                   help="file whose first line is the password (else env MQNODE_PASSWORD)")
+    p.add_argument("--tls-ca", type=Path, help="CA certificate(s) that signed the broker's")
+    p.add_argument("--tls-cert", type=Path, help="client certificate (mutual TLS)")
+    p.add_argument("--tls-key", type=Path, help="the client certificate's private key")
     p.add_argument("--json", action="store_true", help="one JSON line per event")
     p.add_argument("--exec", metavar="CMD", help="command run per alert (no shell)")
     p.add_argument("--grace", type=float, default=2.5,
@@ -362,6 +495,13 @@ def parse_args(argv=None):
     p.add_argument("--connect-timeout", type=float, default=10.0)
     p.add_argument("--share", metavar="GROUP",
                    help="share the work with other monitors of the same GROUP")
+    p.add_argument("--history", type=Path, metavar="FILE",
+                   help=f"SQLite history file (default {history.default_path()})")
+    p.add_argument("--no-history", action="store_true", help="record nothing")
+    p.add_argument("--retention", default="30d",
+                   help="how long history is kept: 90s, 12h, 30d; 0 keeps everything")
+    p.add_argument("--web", type=host_port, metavar="HOST:PORT",
+                   help="serve the dashboard there (e.g. 127.0.0.1:8080; port 0: any free)")
     a = p.parse_args(argv)
     if a.grace <= 0:
         p.error("--grace must be > 0")
@@ -371,16 +511,68 @@ def parse_args(argv=None):
         p.error("--exec needs a command")
     if a.share is not None and (not a.share or any(ch in a.share for ch in "/+#")):
         p.error("--share GROUP: a non-empty name without / + # (MQTT 5.0 §4.8.2)")
+    if (a.tls_cert is None) != (a.tls_key is None):
+        p.error("--tls-cert and --tls-key go together")
+    if a.tls_cert and not a.tls_ca:
+        p.error("--tls-cert needs --tls-ca (the broker's certificate is always verified)")
+    try:
+        history.parse_duration(a.retention)
+    except ValueError as e:
+        p.error(f"--retention: {e}")
+    if a.port is None:
+        a.port = 8883 if a.tls_ca else 1883
     return a
+
+
+def read_password(args):
+    """The password: the first line of --password-file, else $MQNODE_PASSWORD, else None."""
+    if args.password_file is None:
+        return os.environ.get("MQNODE_PASSWORD") or None
+    try:
+        with open(args.password_file, encoding="utf-8") as f:
+            pw = f.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:   # the message names the file, not its content
+        raise SystemExit(f"monitor: --password-file {args.password_file}: "
+                         f"{getattr(e, 'strerror', None) or type(e).__name__}") from None
+    if not pw:
+        raise SystemExit(f"monitor: --password-file {args.password_file} is empty")
+    return pw
+
+
+def make_tls(args):
+    if not args.tls_ca:
+        return None
+    from mqtt.tls import TLS
+    for f in (args.tls_ca, args.tls_cert, args.tls_key):
+        if f is not None and not f.is_file():
+            raise SystemExit(f"monitor: no such file: {f}")
+    try:
+        return TLS(ca=str(args.tls_ca), cert=args.tls_cert and str(args.tls_cert),
+                   key=args.tls_key and str(args.tls_key))
+    except ssl.SSLError as e:
+        raise SystemExit(f"monitor: cannot load the TLS files: {e.reason or e}") from None
 
 
 def main(argv=None):
     args = parse_args(argv)   # argparse exits with 2 on usage errors
-    password = os.environ.get("MQNODE_PASSWORD") or None
     try:
-        return asyncio.run(run(args, password))
+        password = read_password(args)
+        tls = make_tls(args)
+    except SystemExit as e:
+        print(e, file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    try:
+        hist = open_history(args)
+    except (history.HistoryError, OSError) as e:
+        print(f"monitor: {e}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    try:
+        return asyncio.run(run(args, password, tls, hist))
     except KeyboardInterrupt:   # a second Ctrl-C while shutting down
         return EXIT_OK
+    finally:
+        if hist:
+            hist.close()
 
 
 if __name__ == "__main__":

@@ -93,6 +93,10 @@ class Dashboard:
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 asyncio.TimeoutError):
             pass   # the client went away, sent too much (> MAX_REQUEST) or too slowly
+        except asyncio.CancelledError:
+            # stop() ends this connection. The task must not end cancelled: CPython 3.11's
+            # streams callback calls task.exception() on it, which raises and is logged.
+            pass
         finally:
             self._conns.discard(task)
             writer.close()

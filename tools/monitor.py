@@ -89,7 +89,7 @@ class Node:
         self.silent = False         # "silent" alert already given
         self.readings = {}          # the last telemetry's readings, as the node sent them
         self.sensor_errors = {}     # the last telemetry's "errors"
-        self.error = None           # the last malformed payload (until a good one)
+        self.error = None           # the last malformed payload: {"time", "error", "payload"}
         self.alerts = 0
 
     def as_dict(self):
@@ -277,11 +277,10 @@ class Monitor:
             if not isinstance(t.get("readings", {}), dict):
                 raise ValueError("readings is not an object")
         except ValueError as e:
-            n.error = f"malformed telemetry: {e}: {text[:60]!r}"
+            n.error = {"time": time.time(), "error": str(e)[:100], "payload": text[:100]}
             self.emit("bad_telemetry", n.id, {"payload": text[:100], "error": str(e)[:100]},
                       f"unparsable: {text[:60]!r}")
             return
-        n.error = None
         n.last_tel_mono = now
         n.seq = t.get("seq", n.seq)
         iv = t.get("interval_s")

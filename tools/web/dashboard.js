@@ -62,7 +62,8 @@ function renderRow(n) {
   c[3].textContent = n.reading || "-";
   c[4].textContent = String(n.alerts || 0);
   const errs = [];
-  if (n.error) errs.push(n.error);
+  if (n.error) errs.push(clock(n.error.time) + " malformed telemetry: " + n.error.error +
+                        ": " + JSON.stringify(n.error.payload));
   for (const [k, v] of Object.entries(n.sensor_errors || {})) errs.push(k + ": " + v);
   c[5].textContent = errs.join("; ") || "-";
   c[5].className = "errors" + (errs.length ? " err" : "");
@@ -102,7 +103,7 @@ function chart(id, quantity, unit) {
     box.appendChild(el("h3", "", quantity + (unit ? " (" + unit + ")" : "")));
     section(id).list.appendChild(box);
     const opts = {width: 380, height: 170, legend: {show: false},
-                  scales: {x: {time: true}},
+                  scales: {x: {time: true}}, axes: [{}, {size: 64}],
                   series: [{}, {label: quantity, stroke: "#1f77b4", width: 1.5,
                                 points: {size: 4}}]};
     c = {t: [], v: [], plot: null};

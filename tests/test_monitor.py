@@ -208,3 +208,108 @@ def test_shared_monitors_split_the_will_alerts(mosquitto, pub, prefix, start_py)
 def test_share_group_name_checked(start_py):
     p = start_py("cpython", MONITOR, ["--host", "127.0.0.1", "--share", "a/b"])
     assert p.wait(timeout=10) == 2
+
+
+# ---- TLS and credentials ----
+
+TLS_PW = "mon-pw-7c1e"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    from pki import make_pki
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def tls_broker(mosquitto_factory, pki):
+    from conftest import free_port
+    ports = {"tls": free_port(), "mutual": free_port()}
+    extra = []
+    for name, port in ports.items():
+        extra += [f"listener {port} 127.0.0.1", f"cafile {pki['ca']}",
+                  f"certfile {pki['server']}", f"keyfile {pki['server.key']}",
+                  "tls_version tlsv1.2"] + (["require_certificate true"] if name == "mutual"
+                                            else [])
+    b = mosquitto_factory(users={"mon": TLS_PW}, extra=extra)
+    b.tls_ports = ports
+    return b
+
+
+def tls_monitor(start_py, b, *extra, env=None, host="localhost"):
+    args = ["--host", host, "--prefix", "tlsfleet", "--json", "--connect-timeout", "3",
+            "--username", "mon"] + [str(a) for a in extra]
+    return start_py("cpython", MONITOR, args, env=env)
+
+
+def no_secrets(p, pki):
+    out = "\n".join(p.seen) + (p.stdout.read() if p._thread is None else "")
+    assert TLS_PW not in out
+    assert pki["client.key"].read_text().splitlines()[1] not in out
+    return out
+
+
+def test_monitor_over_tls_with_a_password_file(tls_broker, pki, pub, start_py, tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text(TLS_PW + "\n")
+    p = tls_monitor(start_py, tls_broker, "--port", tls_broker.tls_ports["tls"], "--tls-ca",
+                    pki["ca"], "--password-file", pw, "--duration", 3)
+    line = p.expect('"event": "subscribed"', timeout=10)
+    assert json.loads(line)["details"]["tls"] is True
+    pub(tls_broker, "tlsfleet/n1/status", "online", qos=1, username="mon", password=TLS_PW)
+    p.expect('"event": "online"', timeout=5)
+    assert p.wait(timeout=10) == 0
+    no_secrets(p, pki)
+
+
+def test_monitor_mutual_tls(tls_broker, pki, start_py):
+    port = tls_broker.tls_ports["mutual"]
+    p = tls_monitor(start_py, tls_broker, "--port", port, "--tls-ca", pki["ca"],
+                    "--tls-cert", pki["client"], "--tls-key", pki["client.key"],
+                    "--duration", 1, env={"MQNODE_PASSWORD": TLS_PW})
+    p.expect('"event": "subscribed"', timeout=10)
+    assert p.wait(timeout=10) == 0
+    no_secrets(p, pki)
+    # without the client certificate the same listener refuses the handshake: said so
+    p = tls_monitor(start_py, tls_broker, "--port", port, "--tls-ca", pki["ca"],
+                    env={"MQNODE_PASSWORD": TLS_PW})
+    assert p.wait(timeout=15) == 2
+    out = no_secrets(p, pki)
+    assert "TLS to localhost:%d" % port in out, out
+
+
+def test_wrong_ca_says_the_certificate_was_refused(tls_broker, pki, start_py):
+    p = tls_monitor(start_py, tls_broker, "--port", tls_broker.tls_ports["tls"], "--tls-ca",
+                    pki["rogue-ca"], env={"MQNODE_PASSWORD": TLS_PW})
+    assert p.wait(timeout=15) == 2
+    out = no_secrets(p, pki)
+    assert "the broker's certificate was not accepted: " in out, out
+    assert "check --tls-ca" in out and "TimeoutError" not in out and "no answer" not in out
+    # no broker there at all: said so too (the broker listens on 127.0.0.1 only)
+    p = tls_monitor(start_py, tls_broker, "--port", tls_broker.tls_ports["tls"], "--tls-ca",
+                    pki["ca"], env={"MQNODE_PASSWORD": TLS_PW}, host="127.0.0.2")
+    assert p.wait(timeout=15) == 2
+    assert "ConnectionRefusedError" in no_secrets(p, pki)
+
+
+def test_wrong_password_over_tls_says_refused(tls_broker, pki, start_py, tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("not-the-pw-55\n")
+    p = tls_monitor(start_py, tls_broker, "--port", tls_broker.tls_ports["tls"], "--tls-ca",
+                    pki["ca"], "--password-file", pw)
+    assert p.wait(timeout=15) == 2
+    out = no_secrets(p, pki)
+    assert "refused the connection: not authorized (check --username and the password)" in out
+    assert "not-the-pw-55" not in out
+
+
+def test_tls_and_password_usage_errors(start_py, tmp_path, pki):
+    cases = [(["--tls-ca", pki["ca"], "--tls-cert", pki["client"]], "go together"),
+             (["--tls-cert", pki["client"], "--tls-key", pki["client.key"]], "needs --tls-ca"),
+             (["--tls-ca", tmp_path / "nope.pem"], "no such file"),
+             (["--username", "u", "--password-file", tmp_path / "nope"], "No such file"),
+             (["--retention", "forever"], "not a duration")]
+    for args, why in cases:
+        p = start_py("cpython", MONITOR, ["--host", "127.0.0.1"] + [str(a) for a in args])
+        assert p.wait(timeout=10) == 2, args
+        assert why in p.stdout.read(), (args, why)

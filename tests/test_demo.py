@@ -23,6 +23,7 @@ def test_demo_kills_a_node_and_the_monitor_alerts(broker):
     out = r.stdout
     assert r.returncode == 0, out + r.stderr
     assert re.search(rf"demo: broker {broker} on 127\.0\.0\.1:\d+", out), out
+    assert re.search(r"\d demo: dashboard: http://127\.0\.0\.1:\d+/ ", out), out
     for n in ("node-1", "node-2", "node-3"):
         assert re.search(rf"online {n}: online\n", out), out
         assert re.search(rf"telemetry {n}: #2 .*air\.temperature=[\d.]+C", out), out

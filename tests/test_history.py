@@ -63,6 +63,13 @@ def test_records_come_back_in_order_with_units(tmp_path):
     assert [a[2] for a in h.alerts(0)] == ["error", "alert"]    # newest first
 
 
+def test_only_numbers_are_readings(tmp_path):
+    h = history.History(tmp_path / "h.sqlite")
+    h.record(1.0, "telemetry", "n", telemetry(1, a=[1.5, "V"], b=True, c=float("nan"),
+                                              d=[float("inf"), "C"], e="text", f=None, g=[1, 2]))
+    assert [(r[2], r[3], r[4]) for r in h.rows("n")] == [("a", 1.5, "V")]
+
+
 def test_retention_drops_only_what_is_older(tmp_path):
     h = history.History(tmp_path / "h.sqlite", retention=3600)
     now = time.time()

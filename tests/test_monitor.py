@@ -191,6 +191,21 @@ def test_check_silence_and_render_table_unit():
     assert monitor.render_table({}) == "(no nodes seen)"
 
 
+def test_malformed_telemetry_is_the_nodes_error_and_nothing_breaks(tmp_path):
+    m = monitor.Monitor("fleet", out=open("/dev/null", "w"))
+    seen = []
+    m.listeners.append(lambda t, event, node, details: seen.append((event, node)))
+    bad = [b"{x", b"[1, 2]", b'{"readings": [1]}', b'{"readings": {"t": NaN}}',
+           b'{"seq": 1, "readings": {"t": Infinity}}', b"\xff\xfe", b""]
+    for payload in bad:
+        m.handle("fleet/a/telemetry", payload)
+        assert m.nodes["a"].error["payload"] == payload.decode("utf-8", "replace").strip()[:100]
+    assert seen == [("bad_telemetry", "a")] * len(bad)
+    assert m.nodes["a"].readings == {} and m.nodes["a"].seq is None
+    m.handle("fleet/a/telemetry", tel("a", 5).encode())     # a good one after: taken as usual
+    assert m.nodes["a"].seq == 5 and seen[-1] == ("telemetry", "a")
+
+
 def test_shared_monitors_split_the_will_alerts(mosquitto, pub, prefix, start_py):
     # Two monitors in one share group: each will alert is raised by exactly one of them.
     a = start_monitor(start_py, mosquitto, prefix, "--share", "ops", "--duration", 4)

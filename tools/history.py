@@ -19,6 +19,7 @@ import argparse
 import csv
 import datetime
 import json
+import math
 import os
 import re
 import sqlite3
@@ -157,7 +158,8 @@ class History:
                 unit = ""
                 if isinstance(v, list) and len(v) == 2 and isinstance(v[1], str):
                     v, unit = v
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and \
+                        math.isfinite(v):
                     self._add("readings", (t, node, str(q), float(v), unit, seq))
             if details.get("errors"):
                 self._add("events", (t, node, "sensor_errors",

@@ -99,6 +99,11 @@ class Node:
                 "sensor_errors": self.sensor_errors, "error": self.error, "alerts": self.alerts}
 
 
+def _no_constant(name):
+    # NaN and Infinity are not JSON (RFC 8259 §6), though Python's parser takes them
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def summarize(readings, limit=80):
     if not isinstance(readings, dict):
         return str(readings)[:limit]
@@ -271,7 +276,7 @@ class Monitor:
 
     def _telemetry(self, n, text, retain, now):
         try:
-            t = json.loads(text)
+            t = json.loads(text, parse_constant=_no_constant)
             if not isinstance(t, dict):
                 raise ValueError("not a JSON object")
             if not isinstance(t.get("readings", {}), dict):
@@ -523,6 +528,10 @@ def parse_args(argv=None):
     return a
 
 
+class Usage(Exception):
+    """A bad option value found after parsing (a file missing, unreadable or empty)."""
+
+
 def read_password(args):
     """The password: the first line of --password-file, else $MQNODE_PASSWORD, else None."""
     if args.password_file is None:
@@ -531,10 +540,10 @@ def read_password(args):
         with open(args.password_file, encoding="utf-8") as f:
             pw = f.readline().rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as e:   # the message names the file, not its content
-        raise SystemExit(f"monitor: --password-file {args.password_file}: "
+        raise Usage(f"monitor: --password-file {args.password_file}: "
                          f"{getattr(e, 'strerror', None) or type(e).__name__}") from None
     if not pw:
-        raise SystemExit(f"monitor: --password-file {args.password_file} is empty")
+        raise Usage(f"monitor: --password-file {args.password_file} is empty")
     return pw
 
 
@@ -544,12 +553,12 @@ def make_tls(args):
     from mqtt.tls import TLS
     for f in (args.tls_ca, args.tls_cert, args.tls_key):
         if f is not None and not f.is_file():
-            raise SystemExit(f"monitor: no such file: {f}")
+            raise Usage(f"monitor: no such file: {f}")
     try:
         return TLS(ca=str(args.tls_ca), cert=args.tls_cert and str(args.tls_cert),
                    key=args.tls_key and str(args.tls_key))
     except ssl.SSLError as e:
-        raise SystemExit(f"monitor: cannot load the TLS files: {e.reason or e}") from None
+        raise Usage(f"monitor: cannot load the TLS files: {e.reason or e}") from None
 
 
 def main(argv=None):
@@ -557,7 +566,7 @@ def main(argv=None):
     try:
         password = read_password(args)
         tls = make_tls(args)
-    except SystemExit as e:
+    except Usage as e:
         print(e, file=sys.stderr, flush=True)
         return EXIT_USAGE
     try:

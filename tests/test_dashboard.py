@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -76,7 +77,7 @@ class Demo:
 
     def stop(self):
         if self.p.poll() is None:
-            self.p.send_signal(2)
+            self.p.send_signal(signal.SIGINT)
             try:
                 self.p.wait(30)
             except subprocess.TimeoutExpired:
@@ -101,8 +102,21 @@ ROW = "[...document.querySelectorAll('#fleet tbody tr')].map(r => [...r.children
       "c.textContent))"
 
 
+def demo_child(demo_pid, *words):
+    """The pid of the demo's child process whose command line has these words."""
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+            argv = open(f"/proc/{d}/cmdline").read().split("\0")
+        except OSError:
+            continue
+        if int(stat[1]) == demo_pid and all(w in argv for w in words):
+            return int(d)
+    pytest.fail(f"no child of the demo runs {words}")
+
+
 def test_dashboard_in_chromium(browser):
-    demo = Demo("--interval", "1", "--kill-after", "14", "--duration", "40")
+    demo = Demo("--interval", "1", "--kill-after", "0", "--duration", "50")
     try:
         url = demo.wait_for(r"demo: dashboard: (http://127\.0\.0\.1:\d+/)").group(1)
         port = int(demo.wait_for(r"broker \w+ on 127\.0\.0\.1:(\d+)").group(1))
@@ -127,7 +141,9 @@ def test_dashboard_in_chromium(browser):
         assert "{not json" in err, err
         wait_js(browser, "document.getElementById('alerts').textContent.includes("
                          "'node-1: malformed telemetry')")
-        # the killed node turns offline, without a reload; the will alert is listed
+        # a node killed (no DISCONNECT: the broker sends its will) turns offline, without a
+        # reload; the will alert is listed
+        os.kill(demo_child(demo.p.pid, "--id", "node-2"), signal.SIGKILL)
         wait_js(browser, f"({ROW}).find(r => r[0] === 'node-2')[1] === 'offline'", timeout=25)
         wait_js(browser, "document.getElementById('alerts').textContent.includes("
                          "'node-2: will')")

@@ -295,8 +295,8 @@ def test_monitor_mutual_tls(tls_broker, pki, start_py):
 
 def test_wrong_ca_says_the_certificate_was_refused(tls_broker, pki, start_py):
     p = tls_monitor(start_py, tls_broker, "--port", tls_broker.tls_ports["tls"], "--tls-ca",
-                    pki["rogue-ca"], env={"MQNODE_PASSWORD": TLS_PW})
-    assert p.wait(timeout=15) == 2
+                    pki["rogue-ca"], "--connect-timeout", 60, env={"MQNODE_PASSWORD": TLS_PW})
+    assert p.wait(timeout=30) == 2          # at once: trying again cannot fix a certificate
     out = no_secrets(p, pki)
     assert "the broker's certificate was not accepted: " in out, out
     assert "check --tls-ca" in out and "TimeoutError" not in out and "no answer" not in out
@@ -304,7 +304,7 @@ def test_wrong_ca_says_the_certificate_was_refused(tls_broker, pki, start_py):
     p = tls_monitor(start_py, tls_broker, "--port", tls_broker.tls_ports["tls"], "--tls-ca",
                     pki["ca"], env={"MQNODE_PASSWORD": TLS_PW}, host="127.0.0.2")
     assert p.wait(timeout=15) == 2
-    assert "ConnectionRefusedError" in no_secrets(p, pki)
+    assert f"nothing listens on 127.0.0.2:{tls_broker.tls_ports['tls']}" in no_secrets(p, pki)
 
 
 def test_wrong_password_over_tls_says_refused(tls_broker, pki, start_py, tmp_path):

@@ -341,10 +341,25 @@ def connect_error(e, client, args):
                 f"{e.verify_message} (check --tls-ca and --host)")
     if isinstance(e, ssl.SSLError):
         return f"monitor: TLS to {where} failed: {e.reason or e}"
+    if isinstance(e, ConnectionRefusedError):
+        return f"monitor: nothing listens on {where} (connection refused)"
     if isinstance(e, asyncio.TimeoutError):
         return f"monitor: no answer from {where} within {args.connect_timeout}s"
     return f"monitor: cannot connect/subscribe to {where}: " + type(e).__name__ + \
         (f": {e}" if str(e) else "")
+
+
+async def connect(client, timeout):
+    """client.connect(timeout), but a certificate the CA does not vouch for ends the wait at
+    once: trying again cannot change it (the client's retries go on until disconnect())."""
+    task = asyncio.ensure_future(client.connect(timeout=timeout))
+    while not task.done():
+        await asyncio.wait([task], timeout=0.1)
+        if not task.done() and isinstance(client.last_error, ssl.SSLCertVerificationError):
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise client.last_error
+    return task.result()
 
 
 class HistoryWriter:
@@ -402,7 +417,7 @@ async def run(args, password, tls, hist):
         except (NotImplementedError, RuntimeError):
             pass
     try:
-        await c.connect(timeout=args.connect_timeout)
+        await connect(c, args.connect_timeout)
         share = f"$share/{args.share}/" if args.share else ""
         granted = await c.subscribe([(f"{share}{mon.prefix}/+/status", 1),
                                      (f"{share}{mon.prefix}/+/telemetry", 1)], timeout=10)

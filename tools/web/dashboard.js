@@ -103,7 +103,7 @@ function chart(id, quantity, unit) {
     box.appendChild(el("h3", "", quantity + (unit ? " (" + unit + ")" : "")));
     section(id).list.appendChild(box);
     const opts = {width: 380, height: 170, legend: {show: false},
-                  scales: {x: {time: true}}, axes: [{}, {size: 64}],
+                  scales: {x: {time: true}}, axes: [{}, {size: 80}],
                   series: [{}, {label: quantity, stroke: "#1f77b4", width: 1.5,
                                 points: {size: 4}}]};
     c = {t: [], v: [], plot: null};

@@ -169,6 +169,29 @@ def test_dashboard_in_chromium(browser):
 
 # ---- the HTTP side without a browser ----
 
+def test_a_slow_event_stream_client_is_cut_off_not_buffered():
+    import asyncio
+    sys.path.insert(0, str(REPO / "tools"))
+    import dashboard
+    import monitor
+
+    async def main():
+        m = monitor.Monitor("fleet", out=open(os.devnull, "w"))
+        d = dashboard.Dashboard(m)
+        slow, fast = asyncio.Queue(dashboard.CLIENT_QUEUE + 1), asyncio.Queue()
+        d.clients.update({slow, fast})
+        for i in range(dashboard.CLIENT_QUEUE + 50):
+            m.handle("fleet/a/status", b"online")
+            if not fast.empty():
+                fast.get_nowait()
+        assert slow not in d.clients and fast in d.clients
+        assert slow.qsize() == dashboard.CLIENT_QUEUE + 1          # bounded: no more kept
+        items = [slow.get_nowait() for _ in range(slow.qsize())]
+        assert items[-1] is None and all(json.loads(x)["event"] == "online" for x in items[:-1])
+
+    asyncio.run(main())
+
+
 def get(url, timeout=5):
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:

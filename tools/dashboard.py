@@ -64,9 +64,9 @@ class Dashboard:
         data = json.dumps({"time": t, "event": event, "node": node, "details": details,
                            "state": n.as_dict() if n else None})
         for q in list(self.clients):
-            if q.full():
+            if q.qsize() >= CLIENT_QUEUE:
                 self.clients.discard(q)
-                q.put_nowait(None)     # room was kept for this: the client is cut off
+                q.put_nowait(None)     # the one slot kept for this: the client is cut off
             else:
                 q.put_nowait(data)
 

@@ -9,7 +9,7 @@ The dashboard listens on --web (default 127.0.0.1 and a free port); its address 
 The history goes to a file in the temporary folder.
 
 Everything the demo started (broker, monitor, nodes) is stopped by its pid when the demo
-ends: after --duration, on SIGINT (Ctrl-C), SIGTERM or SIGHUP, and when its output pipe
+ends: after --duration, on SIGINT (Ctrl-C), SIGTERM, SIGHUP or SIGQUIT, and when its output pipe
 closes (`demo.py | head`). The children also get SIGTERM from the kernel should the demo
 itself be killed (PR_SET_PDEATHSIG).
 
@@ -84,6 +84,7 @@ def _child_setup():
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 STARTED = []   # every process the demo started, in order (stopped by pid at the end)
 
 
@@ -247,7 +248,7 @@ def main(argv=None):
     args = parse_args(argv)
     if not (BIN / "micropython").exists():
         sys.exit("demo: micropython not found in the venv: run `make venv`")
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in SIGNALS:
         signal.signal(sig, on_signal)
     closed, started, why = threading.Event(), {}, "error"
     tmp = tempfile.TemporaryDirectory(prefix="mqnode-demo-")
@@ -259,7 +260,7 @@ def main(argv=None):
             why = str(e)
     finally:
         # From here on no signal interrupts the clean-up; a closed output is not an error.
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         try:
             say(f"stopping ({why})")

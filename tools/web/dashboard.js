@@ -3,7 +3,7 @@
 // Node names and payloads come from the network: they are only ever set as textContent.
 "use strict";
 
-const HOURS = 6;
+const HOURS = Math.min(744, Number(new URLSearchParams(location.search).get("hours")) || 6);
 const MAX_POINTS = 5000;          // per chart; the oldest go first
 const MAX_ALERTS = 100;
 

@@ -116,6 +116,27 @@ def test_not_a_database_is_refused_and_left_alone(tmp_path):
     assert digest(path) == before
 
 
+def test_another_programs_database_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / "h.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE contacts (name TEXT)")
+    db.execute("INSERT INTO contacts VALUES ('ada')")
+    db.commit()
+    db.close()
+    with pytest.raises(history.HistoryError, match="another program's database"):
+        history.History(path)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("contacts",)]
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_the_file_is_in_wal_mode(tmp_path):
+    history.History(tmp_path / "h.sqlite").close()
+    db = sqlite3.connect(tmp_path / "h.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
 def test_a_locked_database_holds_the_rows_then_writes_them(tmp_path):
     path = tmp_path / "h.sqlite"
     h = history.History(path, busy=0.05)

@@ -125,13 +125,14 @@ class History:
                 f"history: {self.path} has schema version {version}, newer than this mqnode's "
                 f"({SCHEMA}): upgrade mqnode, or use another --history file; the file is left "
                 "as it is")
-        if create:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
         if version == 0 and create:
             db.execute("BEGIN IMMEDIATE")
             try:   # two monitors starting at once: only the first creates the tables
                 if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                    if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                        raise HistoryError(f"history: {self.path} is another program's "
+                                           "database (it has tables, none of mqnode's); "
+                                           "the file is left as it is")
                     for stmt in _TABLES.split(";"):
                         if stmt.strip():
                             db.execute(stmt)
@@ -142,6 +143,9 @@ class History:
                 raise
         elif version == 0:
             raise HistoryError(f"history: {self.path} holds no mqnode history")
+        if create:   # WAL: several monitors write at once, readers never wait for them
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
 
     def close(self):
         self.db.close()

@@ -226,3 +226,17 @@ def test_http_edges(mosquitto, prefix, start_py, tmp_path):
         s.sendall(b"POST /api/state HTTP/1.1\r\n\r\n")
         assert s.recv(100).startswith(b"HTTP/1.1 405 ")
     assert get(url)[0] == 200                       # still serving
+
+
+def test_web_address_in_use_is_a_clear_error(mosquitto, prefix, start_py):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = start_py("cpython", REPO / "tools" / "monitor.py",
+                     ["--host", mosquitto.host, "--port", mosquitto.port, "--prefix", prefix,
+                      "--no-history", "--web", f"127.0.0.1:{port}"])
+        assert p.wait(timeout=15) == 2
+        assert f"monitor: --web 127.0.0.1:{port}: Address already in use" in p.stdout.read()
+    p = start_py("cpython", REPO / "tools" / "monitor.py", ["--host", "h", "--web", "8080"])
+    assert p.wait(timeout=10) == 2 and "expected HOST:PORT" in p.stdout.read()

@@ -416,6 +416,18 @@ async def run(args, password, tls, hist):
             loop.add_signal_handler(sig, mon.stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    web = None
+    if args.web:   # before the broker: a bad address is found at once
+        import dashboard
+        web = dashboard.Dashboard(mon, hist)
+        try:
+            url = await web.start(*args.web)
+        except OSError as e:
+            why = os.strerror(e.errno) if e.errno else str(e)
+            print(f"monitor: --web {args.web[0]}:{args.web[1]}: {why}", file=sys.stderr,
+                  flush=True)
+            return EXIT_USAGE
+        mon.emit("web", None, {"url": url}, f"dashboard at {url}")
     try:
         await connect(c, args.connect_timeout)
         share = f"$share/{args.share}/" if args.share else ""
@@ -423,10 +435,14 @@ async def run(args, password, tls, hist):
                                      (f"{share}{mon.prefix}/+/telemetry", 1)], timeout=10)
     except (MQTTError, asyncio.TimeoutError, OSError) as e:
         await c.disconnect()
+        if web:
+            await web.stop()
         print(connect_error(e, c, args), file=sys.stderr, flush=True)
         return EXIT_USAGE
     if any(g >= 0x80 for g in granted):   # 3.1.1: 0x80; 5.0: any code >= 0x80
         await c.disconnect()
+        if web:
+            await web.stop()
         print("monitor: subscription refused by the broker", file=sys.stderr, flush=True)
         return EXIT_USAGE
     mon.emit("subscribed", None, {"prefix": mon.prefix, "host": args.host, "port": args.port,
@@ -434,18 +450,6 @@ async def run(args, password, tls, hist):
              f"monitoring {mon.prefix}/+ on {args.host}:{args.port}"
              + (" over TLS" if tls else "")
              + (f" (shared in group {args.share})" if args.share else ""))
-    web = None
-    if args.web:
-        import dashboard
-        web = dashboard.Dashboard(mon, hist)
-        try:
-            url = await web.start(*args.web)
-        except OSError as e:
-            await c.disconnect()
-            print(f"monitor: --web {args.web[0]}:{args.web[1]}: {e.strerror or e}",
-                  file=sys.stderr, flush=True)
-            return EXIT_USAGE
-        mon.emit("web", None, {"url": url}, f"dashboard at {url}")
 
     async def reader():
         async for m in c.messages():

@@ -157,6 +157,13 @@ def test_dashboard_in_chromium(browser):
         wait_js(browser, "document.getElementById('alerts').textContent.includes("
                          "'node-1: malformed telemetry')")
         wait_js(browser, f"({ROW}).length === 3")
+        # a node name from the network is text, never markup
+        evil = "<img src=x onerror=window.pwned=1>"
+        pub(SimpleNamespace(host="127.0.0.1", port=port), f"mqnode-demo/{evil}/status",
+            "online", qos=1)
+        wait_js(browser, f"({ROW}).some(r => r[0] === '{evil}')")
+        assert browser.execute_script("return document.querySelectorAll('img').length") == 0
+        assert browser.execute_script("return window.pwned") is None
         if SCREENSHOT:
             browser.save_screenshot(SCREENSHOT)
         logs = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -11,7 +11,7 @@ The history goes to a file in the temporary folder.
 Everything the demo started (broker, monitor, nodes) is stopped by its pid when the demo
 ends: after --duration, on SIGINT (Ctrl-C), SIGTERM, SIGHUP or SIGQUIT, and when its output pipe
 closes (`demo.py | head`). The children also get SIGTERM from the kernel should the demo
-itself be killed (PR_SET_PDEATHSIG).
+itself be killed (PR_SET_PDEATHSIG, through util-linux's setpriv).
 
 The broker is mosquitto when it is installed, else (or with DEMO_BROKER=amqtt) amqtt, the
 pure-Python broker from requirements.txt; it listens on 127.0.0.1 and a free port, lives in a
@@ -19,7 +19,6 @@ temporary folder and is stopped by its pid. --broker uses a broker you already r
 Node logs go to files in the temporary folder; the terminal shows the demo and the monitor.
 """
 import argparse
-import ctypes
 import os
 import select
 import shutil
@@ -72,16 +71,10 @@ def say(text):
     write(f"{time.strftime('%H:%M:%S')} demo: {text}\n")
 
 
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-PR_SET_PDEATHSIG = 1
-
-
-def _child_setup():
-    # Runs in the child before exec: its own session (a Ctrl-C in the terminal reaches the
-    # demo only, which stops the rest), and SIGTERM from the kernel if the demo dies.
-    os.setsid()
-    if _libc is not None:
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+# SIGTERM from the kernel to a child whose demo died (PR_SET_PDEATHSIG), set by util-linux's
+# setpriv, which then execs the program in the same pid. (A preexec_fn calling prctl could
+# deadlock: the demo has threads when it starts the nodes.)
+SETPRIV = shutil.which("setpriv")
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -89,7 +82,11 @@ STARTED = []   # every process the demo started, in order (stopped by pid at the
 
 
 def spawn(argv, **kw):
-    proc = subprocess.Popen(argv, preexec_fn=_child_setup, stdin=subprocess.DEVNULL, **kw)
+    """Start a process in its own session (a Ctrl-C in the terminal reaches the demo only,
+    which stops the rest) that dies with the demo."""
+    if SETPRIV:
+        argv = [SETPRIV, "--pdeathsig", "TERM", "--"] + argv
+    proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, **kw)
     STARTED.append(proc)
     return proc
 

@@ -157,6 +157,10 @@ def test_dashboard_in_chromium(browser):
         wait_js(browser, "document.getElementById('alerts').textContent.includes("
                          "'node-1: malformed telemetry')")
         wait_js(browser, f"({ROW}).length === 3")
+        # node-2 is dead: its chart's points after the reload can only come from the history
+        wait_js(browser, "(() => { const c = window.mqnode.charts.get('node-2'); "
+                         "const q = c && c.get('air.temperature'); "
+                         "return q && q.plot.data[0].length >= 2; })()")
         # a node name from the network is text, never markup
         evil = "<img src=x onerror=window.pwned=1>"
         pub(SimpleNamespace(host="127.0.0.1", port=port), f"mqnode-demo/{evil}/status",

@@ -41,7 +41,7 @@ test: $(STAMP) check-mosquitto
 	@rc=0; $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; echo $$rc > build/pytest.status; exit $$rc
 
 demo: $(STAMP)
-	$(VENV)/bin/python tools/demo.py
+	$(MQNODE) demo
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .hypothesis

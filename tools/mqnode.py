@@ -465,6 +465,13 @@ def logs(port, duration=None, out=sys.stdout):
 # ---------------------------------------------------------------------------- CLI
 
 
+# Subcommands that are whole programs of their own: `mqnode monitor ARGS` runs
+# tools/monitor.py's main(ARGS), and so on; `mqnode monitor --help` shows their options.
+PROGRAMS = {"monitor": "follow the fleet: status, telemetry, alerts, history, web dashboard",
+            "history": "print or export the telemetry history the monitor recorded",
+            "demo": "a local broker, three simulated nodes and the monitor"}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="mqnode", description=__doc__.split("\n")[0])
     p.add_argument("--version", action="version", version=f"mqnode {mqnode_version()}")
@@ -491,6 +498,8 @@ def parse_args(argv=None):
     lg = sub.add_parser("logs", help="follow what the node prints")
     lg.add_argument("--port", required=True)
     lg.add_argument("--duration", type=float, help="stop after this many seconds")
+    for name, text in PROGRAMS.items():
+        sub.add_parser(name, help=text, add_help=False)
     a = p.parse_args(argv)
     if a.cmd == "flash" and a.port is None and a.board and (BOARDS / a.board / "board.json").exists() \
             and board_info(a.board)["flash"]["method"] == "esptool":
@@ -499,6 +508,11 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PROGRAMS:
+        import importlib
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        return importlib.import_module(argv[0]).main(argv[1:])
     a = parse_args(argv)
     try:
         if a.cmd == "build":

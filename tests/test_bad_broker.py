@@ -32,6 +32,10 @@ AFTER_CONNACK = {
     "invalid UTF-8 topic": (pub(b"t/\xff\xfe"), "UTF-8"),
     "NUL in topic": (pub(b"t/a\x00b"), "NUL"),
     "surrogate in topic": (pub(b"t/\xed\xa0\x80"), "UTF-8"),
+    # [MQTT-1.5.3-1]: ill-formed UTF-8 that MicroPython's str() would take
+    "overlong NUL in topic": (pub(b"t/\xc0\x80"), "UTF-8"),
+    "code point past U+10FFFF in topic": (pub(b"t/\xf4\x90\x80\x80"), "UTF-8"),
+    "truncated UTF-8 in topic": (pub(b"t/\xe2\x82"), "UTF-8"),
     "PUBLISH with QoS 3": (pub(b"t/a", b0=0x36, pid=1), "QoS 3"),
     "QoS 1 with packet id 0": (pub(b"t/a", b0=0x32, pid=0), "packet id 0"),
     "reserved flags in PUBACK": (b"\x41\x02\x00\x01", "reserved flags"),

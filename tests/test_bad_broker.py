@@ -131,3 +131,17 @@ def test_packet_ids_wrap_past_65535_around_one_in_flight(run_py, runtime):
     r = run_py(runtime, REPO / "tests" / "scenarios" / "pid_wrap.py", [70000], timeout=120)
     assert r.returncode == 0, r
     assert r.lines == ["held 1 still in flight True", "wrapped True bad []"], r
+
+
+def test_session_present_answering_a_clean_session_closes(run_py, runtime):
+    # [MQTT-3.2.2-1]: a broker accepting CleanSession=1 MUST answer Session Present 0. The
+    # client (clean session) cannot trust such a CONNACK: it closes, says why, reconnects.
+    with BadBroker([[("connack", True), ("sleep", 5)], ["connack"]]) as b:
+        r = run_py(runtime, SCEN, [b.port, 30, 8192, "--pre"], timeout=60)
+        assert r.returncode == 0, r
+        assert r.lines[1] == ("error ProtocolError session present answering a clean session "
+                              "[MQTT-3.2.2-1, -4]"), r
+        assert r.lines[2:] == ["connects 1", "flushed", "granted [1] [1]", "handler 0 0", "done"], r
+        first = b.connections[0]
+        assert first.closed_by_client and first.received == [1]   # CONNECT, nothing more
+        assert first.closed_at - first.opened < 4                  # at once, not at the sleep's end

@@ -122,7 +122,7 @@ def test_second_connack():
 
 
 def test_connack_split_across_feeds():
-    s = Session("id")
+    s = Session("id", clean=False)   # session present 1 needs clean 0 [MQTT-3.2.2-1]
     s.start(0)
     s.take(0)
     c = bytes(connack(True, 0))
@@ -668,3 +668,20 @@ def test_messages_before_a_bad_packet_are_not_taken_as_received():
     again = bytes(codec.publish("a/b", b"x", 1, pid=7, dup=True))
     events = s.feed(again, 0)
     assert [(m.topic, m.pid, m.dup) for m in events] == [("a/b", 7, True)]
+
+
+@pytest.mark.parametrize("clean, present, ok", [(True, True, False), (True, False, True),
+                                                (False, True, True), (False, False, True)])
+def test_session_present_to_a_clean_session_closes(clean, present, ok):
+    # [MQTT-3.2.2-1]: a broker accepting CleanSession=1 MUST set Session Present 0; one
+    # that says 1 is broken and the client closes the connection instead of trusting it.
+    s = Session("id", clean=clean)
+    s.start(0)
+    s.take(0)
+    if ok:
+        assert s.feed(connack(present, 0), 0) == [(CONNACK, present, 0)]
+        assert s.connected
+    else:
+        with pytest.raises(ProtocolError, match="MQTT-3.2.2-1"):
+            s.feed(connack(present, 0), 0)
+        assert not s.connected

@@ -231,7 +231,7 @@ def test_a_smaller_receive_maximum_after_reconnect_bounds_the_resends():
     # §4.9: what was in flight counts against the new connection's Receive
     # Maximum: only that many are re-sent; the rest follow, as re-sends, when
     # acks free room.
-    s = up(window=4)
+    s = up(window=4, clean=False)
     pids = [s.publish("t", b"%d" % i, 1, props={MESSAGE_EXPIRY: 60} if i == 3 else None,
                       now=0) for i in range(4)]
     assert len(s.take(0)) == 4
@@ -336,7 +336,7 @@ def test_expired_queued_message_is_dropped_and_remaining_interval_sent():
 
 
 def test_topic_aliases_outgoing_and_reset_on_reconnect():
-    s = up(props={TOPIC_ALIAS_MAXIMUM: 1})
+    s = up(props={TOPIC_ALIAS_MAXIMUM: 1}, clean=False)
     s.publish("long/topic", b"1", 1)
     s.publish("long/topic", b"2", 1)
     s.publish("other", b"3", 1)

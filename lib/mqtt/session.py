@@ -31,6 +31,7 @@ class Session:
         if window < 1 or queue < 1:
             raise ValueError("window and queue must be at least 1")
         self._connect = codec.connect(client_id, clean, keepalive, will, username, password)
+        self.clean = clean
         self.ka = keepalive * 1000
         self.limit = max_packet
         self.window = window
@@ -194,6 +195,7 @@ class Session:
                     raise ProtocolError("second CONNACK")
                 if pkt[2]:
                     raise ConnectRefused(pkt[2])
+                self._check_present(pkt[1])
                 self._resume(pkt[1])
                 events.append(pkt)
                 return
@@ -254,6 +256,12 @@ class Session:
                 return
         raise ProtocolError("%s for packet id %d, which is not waiting for it" % (
             ("PUBACK", "PUBREC", "", "PUBCOMP")[t - PUBACK], pid))
+
+    def _check_present(self, present):
+        # A broker that accepts a clean session MUST say session present 0
+        # [MQTT-3.2.2-1] (5.0: [MQTT-3.2.2-4]); else the client MUST close.
+        if present and self.clean:
+            raise ProtocolError("session present answering a clean session [MQTT-3.2.2-1, -4]")
 
     def _resume(self, present):
         # CONNACK accepted. §4.4: re-send unacknowledged PUBLISH packets (DUP

@@ -162,11 +162,14 @@ class MQTTClient:
         pid = s.subscribe(filters, props) if props else s.subscribe(filters)
         return await self._request(pid, timeout)
 
-    async def unsubscribe(self, topic, timeout=None):
-        """Unsubscribe from a filter or a list of filters; drops their handlers."""
+    async def unsubscribe(self, topic, timeout=None, props=None):
+        """Unsubscribe from a filter or a list of filters; drops their
+        handlers. Version 5: props UNSUBSCRIBE properties (user properties)."""
         filters = [topic] if isinstance(topic, str) else list(topic)
+        s = self.session
+        pid = s.unsubscribe(filters, props) if props else s.unsubscribe(filters)
         self._routes = [r for r in self._routes if r[0] not in filters]
-        await self._request(self.session.unsubscribe(filters), timeout)
+        await self._request(pid, timeout)
 
     async def request(self, topic, payload, timeout=10, qos=1, props=None):
         """Version 5 request/response (§4.10): publish with a response topic
@@ -250,6 +253,7 @@ class MQTTClient:
                 self._close()
             if self._was_up:
                 delay = self.backoff[0]
+            self.session.poll(ticks_ms())  # its clock (session5._tick), while offline too
             # Equal jitter: half the delay fixed, half random, so a fleet
             # that lost the same broker does not come back in lockstep.
             await sleep_ms(int(delay * 500 + getrandbits(16) * delay * 500 // 65536))

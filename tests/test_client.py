@@ -178,3 +178,27 @@ def test_silent_link_is_found_by_keepalive(start_py, runtime, mosquitto, prefix)
         os.kill(mosquitto.proc.pid, signal.SIGCONT)
     p.expect("up", timeout=30)
     assert p.wait(timeout=15) == 0
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_poison_message_is_skipped_acknowledged_and_not_resent(start_py, runtime, mosquitto,
+                                                               prefix, pub, version):
+    # Retained messages over the client's max_packet on a subscribed topic: closing the
+    # link would get them re-sent at every resubscribe, forever. Each is read and thrown
+    # away in pieces, acknowledged as its QoS requires (§4.3.2 PUBACK, §4.3.3 PUBREC ..
+    # PUBCOMP) so the broker does not send it again, counted and logged; the link stays.
+    pub(mosquitto, f"{prefix}/p1", b"1" * 3000, qos=1, retain=True)
+    pub(mosquitto, f"{prefix}/p2", b"2" * 3000, qos=2, retain=True)
+    p = start_py(runtime, SCEN, ("poison", mosquitto.port, prefix, version))
+    p.expect("ready", timeout=30)
+    pub(mosquitto, f"{prefix}/ok", b"small", qos=1)
+    assert p.wait(timeout=30) == 0, p.seen + [p.readline(timeout=5) for _ in range(20)]
+    size = 1 + 2 + 2 + len(prefix) + 3 + 2 + 3000 + (1 if version == 5 else 0)
+    assert p.seen == [
+        "granted 2", "oversized 2 connects 1 error None", "present True", "ready",
+        "got /ok b'small'", "oversized 2 connects 2",
+        f"log skipped a PUBLISH of {size} bytes over max_packet (QoS 1, acknowledged)",
+        f"log skipped a PUBLISH of {size} bytes over max_packet (QoS 2, acknowledged)"], p.seen

@@ -29,7 +29,8 @@ class MQTTClient:
       messages(); QoS 0 beyond it is dropped and counted.
     tls: a mqtt.tls.TLS (verifies the broker by default); None is plain TCP.
     log: a function taking one line of text, for warnings (a password sent
-      without TLS); the library prints nothing itself.
+      without TLS, a message over max_packet skipped); the library prints
+      nothing itself.
     version: 4 for MQTT 3.1.1, 5 for MQTT 5.0 (see session5.Session5 for
       session_expiry, topic_aliases, connect_props and a will's properties).
     """
@@ -152,7 +153,8 @@ class MQTTClient:
         handler(msg) (a plain function, called in the reader) instead of
         messages(). Made again after a reconnect when the broker has no
         session; if offline, it is made on connect. Version 5: qos may carry
-        codec5 option bits (NO_LOCAL, ...), props SUBSCRIBE properties."""
+        codec5 option bits (NO_LOCAL, ...), props SUBSCRIBE properties; a
+        packet over the broker's maximum packet size raises ValueError."""
         filters = [(topic, qos)] if isinstance(topic, str) else list(topic)
         for f, q in filters:
             check_filter(f)
@@ -433,6 +435,8 @@ class MQTTClient:
                 self._deliver(e)
             elif e[0] in (SUBACK, UNSUBACK) and e[1] in self._acks:
                 self._acks[e[1]] = e[2] if e[0] == SUBACK else b""
+            elif not e[0]:   # (0, text): a PUBLISH over max_packet skipped (oversize.py)
+                self.log(e[1])
         if events:
             self._signal()
 

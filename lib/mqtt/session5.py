@@ -290,7 +290,6 @@ class Session5(Session):
                 if REASON_STRING in props:
                     text += ": " + props[REASON_STRING]
                 raise ConnectRefused(r, text)
-            self._check_present(pkt[1])
             self._connacked(props)
             self._resume(pkt[1])
             events.append(pkt)

@@ -131,6 +131,8 @@ class Session5(Session):
     def _ms(self):
         # ms since the session's clock started, without wrapping (grows
         # past a small int after 12 days: only used for message expiry)
+        if self._t0 is None:   # not told the time yet
+            self._tick(self._now)
         return self._secs * 1000 + ticks_diff(self._now, self._t0)
 
     def _fits(self, p):

@@ -25,6 +25,14 @@ def pub(topic, payload=b"x", b0=0x30, pid=None):
 
 CONNACK = b"\x20\x02\x00\x00"
 
+
+def big_pub(b0, pid, size=9000):
+    """A PUBLISH of `size` body bytes (over the client's 8192), topic t/big."""
+    body = b"\x00\x05t/big" + pid.to_bytes(2, "big")
+    body += b"p" * (size - len(body))
+    n = len(body)
+    return bytes([b0, 0x80 | n & 0x7F, n >> 7]) + body
+
 # name -> (steps on the first connection after CONNECT, the error the client reports)
 AFTER_CONNACK = {
     "remaining length over 4 bytes": (b"\x30\xff\xff\xff\xff\x7f", "remaining length over 4 bytes"),
@@ -45,6 +53,9 @@ AFTER_CONNACK = {
     "SUBSCRIBE from the broker": (b"\x82\x06\x00\x01\x00\x01a\x00", "packet type 8"),
     "PINGREQ from the broker": (b"\xc0\x00", "not expected from a server"),
     "a second CONNACK": (CONNACK, "second CONNACK"),
+    # a PUBLISH over max_packet is skipped, not held; one that is malformed still closes
+    "oversized PUBLISH with packet id 0": (big_pub(0x32, 0), "packet id 0"),
+    "oversized PUBLISH with QoS 3": (big_pub(0x36, 1), "QoS 3"),
     "PUBACK for an unknown id": (b"\x40\x02\x12\x34", "PUBACK for packet id 4660"),
     "PUBREC for an unknown id": (b"\x50\x02\x12\x34", "PUBREC for packet id 4660"),
     "PUBCOMP for an unknown id": (b"\x70\x02\x12\x34", "PUBCOMP for packet id 4660"),

@@ -16,6 +16,7 @@ make_pki(folder) writes PEM files and returns their paths:
                                      matters last
     ca-text.pem                      ca.pem after a text dump of it, as `openssl ca` and
                                      `openssl x509 -text` write certificates
+    bundle.der                       other-ca, then ca, as DER end to end
 
 Keys are EC P-256: small and quick, and what mbedTLS on a board handles well.
 """
@@ -116,5 +117,7 @@ def make_pki(folder):
     (folder / "bundle.pem").write_bytes(b"# CA bundle\n" + (folder / "other-ca.pem").read_bytes()
                                         + b"\n" + pem)
     (folder / "ca-text.pem").write_bytes(_text_dump(ca) + pem)
+    (folder / "bundle.der").write_bytes(other.public_bytes(serialization.Encoding.DER)
+                                        + ca.public_bytes(serialization.Encoding.DER))
     return {p.stem if p.suffix == ".pem" else p.stem + ".key": p
             for p in folder.iterdir() if p.suffix in (".pem", ".key")}

@@ -184,10 +184,11 @@ def test_node_over_tls(start_py, broker, pki, sub, tmp_path):
     assert PASSWORD not in out and "without TLS" not in out
 
 
-@pytest.mark.parametrize("case", ["bundle", "ca-text"])
+@pytest.mark.parametrize("case", ["bundle", "ca-text", "bundle-der"])
 def test_pem_bundles_and_text_before_the_block_are_accepted(run_py, runtime, broker, pki, case):
     # Every PEM layout CPython (OpenSSL) accepts: several certificates in one file, the one
-    # that signed the broker last, and text before -----BEGIN (what `openssl ca` writes).
+    # that signed the broker last, and text before -----BEGIN (what `openssl ca` writes);
+    # and DER certificates end to end, as CPython's cadata takes them.
     lines = run(run_py, runtime, case, broker.tls_ports["good"], pki)
     assert lines[1:] == ["up", "granted [1]", "flushed"], lines
 

@@ -95,19 +95,38 @@ def _load_chain_bytes(ctx, cert, key, password):
         ctx.load_cert_chain(paths[0], paths[1], password)
 
 
+def _der_split(x):
+    # DER values end to end: each a SEQUENCE (0x30) with a short (< 0x80)
+    # or long (0x81..0x84 + that many length bytes) length (X.690 §8.1.3).
+    out = []
+    i = 0
+    while i < len(x):
+        n = x[i + 1] if i + 1 < len(x) else 0
+        h = 2
+        if n & 0x80:
+            h += n & 0x7F
+            n = int.from_bytes(x[i + 2:i + h], "big")
+        if x[i] != 0x30 or h > 6 or i + h + n > len(x):
+            raise ValueError("not DER (nor PEM) data")
+        out.append(x[i:i + h + n])
+        i += h + n
+    return out
+
+
 def _ders(x):
     # A path or the bytes -> the DER blocks in it. PEM becomes DER, which
     # every mbedTLS build parses (the unix port's is built without PEM):
     # each -----BEGIN ... -----END block, ignoring text around them, as
     # OpenSSL does (`openssl ca` writes a text dump first; bundles hold
-    # several certificates).
+    # several certificates). DER may be several certificates end to end
+    # too (as CPython's cadata takes them), while mbedTLS reads one.
     if isinstance(x, str):
         with open(x, "rb") as f:
             x = f.read()
     x = bytes(x)
     i = x.find(b"-----BEGIN ")
     if i < 0:
-        return [x]
+        return _der_split(x)
     from binascii import a2b_base64
     out = []
     while i >= 0:

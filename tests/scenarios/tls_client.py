@@ -29,6 +29,8 @@ def tls():
     if CASE in ("bundle", "ca-text"):        # bytes, then the path: both must work
         TLS(read(CASE + ".pem"))
         return TLS(DIR + "/" + CASE + ".pem")
+    if CASE == "bundle-der":
+        return TLS(read("bundle.der"))
     if CASE == "other-ca":
         return TLS(read("other-ca.pem"))
     if CASE == "alpn":

@@ -10,6 +10,13 @@ make_pki(folder) writes PEM files and returns their paths:
     rogue-ca.pem / rogue-ca.key      a CA with the same name as ca.pem, another key
     rogue-server.pem / .key          DNS:localhost, IP:127.0.0.1, signed by the rogue CA
     client.pem / client.key          a client certificate (CN=node-1) signed by the CA
+    client-enc.key                   client.key encrypted with KEY_PASSWORD (PKCS#8 PEM)
+    other-ca.pem                     another CA, unrelated to the broker
+    bundle.pem                       other-ca.pem, then ca.pem: a CA bundle, the one that
+                                     matters last
+    ca-text.pem                      ca.pem after a text dump of it, as `openssl ca` and
+                                     `openssl x509 -text` write certificates
+    bundle.der                       other-ca, then ca, as DER end to end
 
 Keys are EC P-256: small and quick, and what mbedTLS on a board handles well.
 """
@@ -23,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DAY = datetime.timedelta(days=1)
+KEY_PASSWORD = b"key-pw-41c7"
 
 
 def _name(cn):
@@ -71,6 +79,19 @@ def _leaf(ca_cert, ca_key, cn, dns=(), ips=(), client=False, start=-1, end=365):
     return b.sign(ca_key, hashes.SHA256()), key
 
 
+def _text_dump(cert):
+    # The head of what `openssl x509 -text` prints before the PEM block.
+    return ("Certificate:\n    Data:\n        Version: 3 (0x2)\n"
+            "        Serial Number:\n            %x\n"
+            "        Signature Algorithm: ecdsa-with-SHA256\n"
+            "        Issuer: %s\n        Validity\n"
+            "            Not Before: %s\n            Not After : %s\n"
+            "        Subject: %s\n" % (
+                cert.serial_number, cert.issuer.rfc4514_string(),
+                cert.not_valid_before_utc, cert.not_valid_after_utc,
+                cert.subject.rfc4514_string())).encode()
+
+
 def make_pki(folder):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,6 +106,18 @@ def make_pki(folder):
     _write(folder, "expired", *_leaf(ca, ca_key, "localhost", start=-30, end=-1, **here))
     _write(folder, "future", *_leaf(ca, ca_key, "localhost", start=1, end=30, **here))
     _write(folder, "rogue-server", *_leaf(rogue, rogue_key, "localhost", **here))
-    _write(folder, "client", *_leaf(ca, ca_key, "node-1", client=True))
+    client, client_key = _leaf(ca, ca_key, "node-1", client=True)
+    _write(folder, "client", client, client_key)
+    (folder / "client-enc.key").write_bytes(client_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(KEY_PASSWORD)))
+    other, _ = _ca("mqnode other CA")
+    pem = ca.public_bytes(serialization.Encoding.PEM)
+    (folder / "other-ca.pem").write_bytes(other.public_bytes(serialization.Encoding.PEM))
+    (folder / "bundle.pem").write_bytes(b"# CA bundle\n" + (folder / "other-ca.pem").read_bytes()
+                                        + b"\n" + pem)
+    (folder / "ca-text.pem").write_bytes(_text_dump(ca) + pem)
+    (folder / "bundle.der").write_bytes(other.public_bytes(serialization.Encoding.DER)
+                                        + ca.public_bytes(serialization.Encoding.DER))
     return {p.stem if p.suffix == ".pem" else p.stem + ".key": p
             for p in folder.iterdir() if p.suffix in (".pem", ".key")}

@@ -25,6 +25,14 @@ def pub(topic, payload=b"x", b0=0x30, pid=None):
 
 CONNACK = b"\x20\x02\x00\x00"
 
+
+def big_pub(b0, pid, size=9000):
+    """A PUBLISH of `size` body bytes (over the client's 8192), topic t/big."""
+    body = b"\x00\x05t/big" + pid.to_bytes(2, "big")
+    body += b"p" * (size - len(body))
+    n = len(body)
+    return bytes([b0, 0x80 | n & 0x7F, n >> 7]) + body
+
 # name -> (steps on the first connection after CONNECT, the error the client reports)
 AFTER_CONNACK = {
     "remaining length over 4 bytes": (b"\x30\xff\xff\xff\xff\x7f", "remaining length over 4 bytes"),
@@ -32,6 +40,10 @@ AFTER_CONNACK = {
     "invalid UTF-8 topic": (pub(b"t/\xff\xfe"), "UTF-8"),
     "NUL in topic": (pub(b"t/a\x00b"), "NUL"),
     "surrogate in topic": (pub(b"t/\xed\xa0\x80"), "UTF-8"),
+    # [MQTT-1.5.3-1]: ill-formed UTF-8 that MicroPython's str() would take
+    "overlong NUL in topic": (pub(b"t/\xc0\x80"), "UTF-8"),
+    "code point past U+10FFFF in topic": (pub(b"t/\xf4\x90\x80\x80"), "UTF-8"),
+    "truncated UTF-8 in topic": (pub(b"t/\xe2\x82"), "UTF-8"),
     "PUBLISH with QoS 3": (pub(b"t/a", b0=0x36, pid=1), "QoS 3"),
     "QoS 1 with packet id 0": (pub(b"t/a", b0=0x32, pid=0), "packet id 0"),
     "reserved flags in PUBACK": (b"\x41\x02\x00\x01", "reserved flags"),
@@ -41,6 +53,9 @@ AFTER_CONNACK = {
     "SUBSCRIBE from the broker": (b"\x82\x06\x00\x01\x00\x01a\x00", "packet type 8"),
     "PINGREQ from the broker": (b"\xc0\x00", "not expected from a server"),
     "a second CONNACK": (CONNACK, "second CONNACK"),
+    # a PUBLISH over max_packet is skipped, not held; one that is malformed still closes
+    "oversized PUBLISH with packet id 0": (big_pub(0x32, 0), "packet id 0"),
+    "oversized PUBLISH with QoS 3": (big_pub(0x36, 1), "QoS 3"),
     "PUBACK for an unknown id": (b"\x40\x02\x12\x34", "PUBACK for packet id 4660"),
     "PUBREC for an unknown id": (b"\x50\x02\x12\x34", "PUBREC for packet id 4660"),
     "PUBCOMP for an unknown id": (b"\x70\x02\x12\x34", "PUBCOMP for packet id 4660"),
@@ -80,10 +95,11 @@ def test_bad_packet_before_connack(run_py, runtime, case, before):
         assert b.connections[0].closed_by_client
 
 
-def test_publish_over_the_maximum_is_refused_from_its_header(run_py, runtime):
-    # The header claims 200 kB; the body never comes. The client must refuse from the header
-    # alone (nothing allocated for the claimed length) and hang up at once, not wait.
-    header = b"\x30" + bytes([0x80 | 0x40, 0x9a, 0x0c])      # remaining length 200,000
+def test_packet_over_the_maximum_is_refused_from_its_header(run_py, runtime):
+    # A SUBACK whose header claims 200 kB; the body never comes. The client must refuse from
+    # the header alone (nothing allocated for the claimed length) and hang up at once, not
+    # wait. (A PUBLISH that big is skipped instead: test_client.py's poison message test.)
+    header = b"\x90" + bytes([0x80 | 0x40, 0x9a, 0x0c])      # remaining length 200,000
     with BadBroker([["connack", header, ("sleep", 30)], ["connack"]]) as b:
         r = run_py(runtime, SCEN, [b.port, 30, 8192], timeout=60)
         assert r.returncode == 0, r
@@ -127,3 +143,17 @@ def test_packet_ids_wrap_past_65535_around_one_in_flight(run_py, runtime):
     r = run_py(runtime, REPO / "tests" / "scenarios" / "pid_wrap.py", [70000], timeout=120)
     assert r.returncode == 0, r
     assert r.lines == ["held 1 still in flight True", "wrapped True bad []"], r
+
+
+def test_session_present_answering_a_clean_session_closes(run_py, runtime):
+    # [MQTT-3.2.2-1]: a broker accepting CleanSession=1 MUST answer Session Present 0. The
+    # client (clean session) cannot trust such a CONNACK: it closes, says why, reconnects.
+    with BadBroker([[("connack", True), ("sleep", 5)], ["connack"]]) as b:
+        r = run_py(runtime, SCEN, [b.port, 30, 8192, "--pre"], timeout=60)
+        assert r.returncode == 0, r
+        assert r.lines[1] == ("error ProtocolError session present answering a clean session "
+                              "[MQTT-3.2.2-1, -4]"), r
+        assert r.lines[2:] == ["connects 1", "flushed", "granted [1] [1]", "handler 0 0", "done"], r
+        first = b.connections[0]
+        assert first.closed_by_client and first.received == [1]   # CONNECT, nothing more
+        assert first.closed_at - first.opened < 4                  # at once, not at the sleep's end

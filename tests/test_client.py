@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 SCEN = Path(__file__).parent / "scenarios" / "client_scenarios.py"
 
 
@@ -178,3 +180,38 @@ def test_silent_link_is_found_by_keepalive(start_py, runtime, mosquitto, prefix)
         os.kill(mosquitto.proc.pid, signal.SIGCONT)
     p.expect("up", timeout=30)
     assert p.wait(timeout=15) == 0
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_poison_message_is_skipped_acknowledged_and_not_resent(start_py, runtime, mosquitto,
+                                                               prefix, pub, version):
+    # Retained messages over the client's max_packet on a subscribed topic: closing the
+    # link would get them re-sent at every resubscribe, forever. Each is read and thrown
+    # away in pieces, acknowledged as its QoS requires (§4.3.2 PUBACK, §4.3.3 PUBREC ..
+    # PUBCOMP) so the broker does not send it again, counted and logged; the link stays.
+    pub(mosquitto, f"{prefix}/p1", b"1" * 3000, qos=1, retain=True)
+    pub(mosquitto, f"{prefix}/p2", b"2" * 3000, qos=2, retain=True)
+    p = start_py(runtime, SCEN, ("poison", mosquitto.port, prefix, version))
+    p.expect("ready", timeout=30)
+    pub(mosquitto, f"{prefix}/ok", b"small", qos=1)
+    assert p.wait(timeout=30) == 0, p.seen + [p.readline(timeout=5) for _ in range(20)]
+    size = 1 + 2 + 2 + len(prefix) + 3 + 2 + 3000 + (1 if version == 5 else 0)
+    assert p.seen == [
+        "granted 2", "oversized 2 connects 1 error None", "present True", "ready",
+        "got /ok b'small'", "oversized 2 connects 2",
+        f"log skipped a PUBLISH of {size} bytes over max_packet (QoS 1, acknowledged)",
+        f"log skipped a PUBLISH of {size} bytes over max_packet (QoS 2, acknowledged)"], p.seen
+
+
+def test_announced_maximum_packet_size_keeps_poison_at_the_broker(start_py, runtime, mosquitto,
+                                                                 prefix, pub):
+    # MQTT 5 with announce_max_packet=True: CONNECT carries our Maximum Packet Size, and the
+    # broker MUST NOT send a bigger packet [MQTT-3.1.2-24]: nothing to skip, the small one
+    # arrives.
+    pub(mosquitto, f"{prefix}/p1", b"1" * 3000, qos=1, retain=True)
+    p = start_py(runtime, SCEN, ("poison", mosquitto.port, prefix, "5a"))
+    p.expect("ready", timeout=30)
+    pub(mosquitto, f"{prefix}/ok", b"small", qos=1)
+    assert p.wait(timeout=30) == 0, p.seen + [p.readline(timeout=5) for _ in range(20)]
+    assert p.seen == ["granted 2", "oversized 0 connects 1 error None", "present True", "ready",
+                      "got /ok b'small'", "oversized 0 connects 2"], p.seen

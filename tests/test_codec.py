@@ -707,3 +707,23 @@ def test_decode_accepts_memoryview(b0, body):
 
 def test_errors_are_mqtt_errors():
     assert issubclass(ProtocolError, MQTTError)
+
+
+# --------------------------------------------------------------------------- both runtimes
+
+UTF8_SCEN = Path(__file__).resolve().parent / "scenarios" / "utf8_rules.py"
+
+
+def test_utf8_well_formedness_on_both_runtimes(run_py, runtime):
+    # [MQTT-1.5.3-1]: ill-formed UTF-8 (Unicode Table 3-7: overlong forms, surrogates,
+    # code points past U+10FFFF, truncated sequences) is a malformed packet. MicroPython's
+    # own str() accepts C0 80, ED A0 80 and F4 90 80 80, so the codec must check itself.
+    r = run_py(runtime, UTF8_SCEN, timeout=60)
+    assert r.returncode == 0, r
+    assert r.lines == [
+        "612f62 ok 61 2f 62 True", "c3a9 ok e9 True", "e282ac ok 20ac True",
+        "ed9fbf ok d7ff True", "ee8080 ok e000 True", "f09f9880 ok 1f600 True",
+        "f48fbfbf ok 10ffff True",
+    ] + [c + " ProtocolError" for c in (
+        "c080", "c1bf", "e08080", "f0808080", "eda080", "edbfbf", "f4908080", "f5808080",
+        "ff", "80", "61e282", "f09f98", "c3c3")], r

@@ -122,7 +122,7 @@ def test_second_connack():
 
 
 def test_connack_split_across_feeds():
-    s = Session("id")
+    s = Session("id", clean=False)   # session present 1 needs clean 0 [MQTT-3.2.2-1]
     s.start(0)
     s.take(0)
     c = bytes(connack(True, 0))
@@ -611,8 +611,9 @@ def test_no_ping_before_connack():
 # --------------------------------------------------------------------------- limits
 
 
-@pytest.mark.parametrize("hdr", [b"\x30\x80\x80\x40", b"\x30\x80\x80\x80\x01"])
+@pytest.mark.parametrize("hdr", [b"\x90\x80\x80\x40", b"\xb0\x80\x80\x80\x01"])
 def test_oversize_packet_refused_from_header(hdr):
+    # a SUBACK / UNSUBACK over max_packet: no body sent, refused from the header alone
     s = online(max_packet=8192)
     with pytest.raises(ProtocolError):
         s.feed(hdr, 1)                          # 1 MB / 2 MB announced; no body sent
@@ -620,10 +621,49 @@ def test_oversize_packet_refused_from_header(hdr):
 
 def test_oversize_header_in_pieces():
     s = online(max_packet=8192)
-    assert s.feed(b"\x30", 1) == []
+    assert s.feed(b"\x90", 1) == []
     assert s.feed(b"\x80\x80", 1) == []
     with pytest.raises(ProtocolError):
         s.feed(b"\x40", 1)
+
+
+def _big(qos, pid, size, topic=b"poison/t"):
+    body = len(topic).to_bytes(2, "big") + topic + (pid.to_bytes(2, "big") if qos else b"")
+    body += b"p" * (size - len(body))
+    return bytes([0x30 | qos << 1]) + bytes(codec.varint(len(body))) + body
+
+
+@pytest.mark.parametrize("qos, acks", [(0, []), (1, [(PUBACK, 77)]), (2, [(PUBREC, 77)])])
+@pytest.mark.parametrize("chunk", [1, 7, 512, 1 << 20])
+def test_oversize_publish_is_discarded_acknowledged_and_counted(qos, acks, chunk):
+    # A PUBLISH over max_packet is a poison message: closing the link would get it sent
+    # again on every reconnect. It is skipped in pieces (never held), acknowledged per its
+    # QoS (§4.3.2, §4.3.3) so the broker does not re-send it, and reported; the packets
+    # around it are handled as usual.
+    s = online(max_packet=1024)
+    data = (codec.publish("a", b"before", 0) + _big(qos, 77, 3000)
+            + codec.publish("a", b"after", 1, pid=5))
+    events = []
+    for k in range(0, len(data), chunk):
+        events += s.feed(data[k:k + chunk], 1)
+        assert len(s._buf) <= 1024 + chunk       # nothing near 3000 bytes held
+    assert [e.payload if isinstance(e, Message) else e for e in events] == [
+        b"before", (0, "skipped a PUBLISH of 3003 bytes over max_packet (QoS %d, acknowledged)"
+                    % qos), b"after"]
+    assert s.oversized == 1 and s.connected
+    assert [parse(p) for p in s.take(1)] == acks
+    if qos == 2:   # the broker's PUBREL completes the flow
+        assert s.feed(ack(PUBREL, 77), 2) == []
+        assert [parse(p) for p in s.take(2)] == [(PUBCOMP, 77)]
+
+
+@pytest.mark.parametrize("bad", [_big(1, 0, 3000),                   # packet id 0
+                                 b"\x36\xb8\x17" + _big(1, 1, 3000)[3:],  # QoS 3
+                                 b"\x32\xb8\x17\x0f\xff" + b"t" * 2998])  # topic past the end
+def test_oversize_publish_that_is_malformed_closes(bad):
+    s = online(max_packet=1024)
+    with pytest.raises(ProtocolError):
+        s.feed(bad, 1)
 
 
 def test_max_packet_boundary():
@@ -632,8 +672,8 @@ def test_max_packet_boundary():
     assert len(ok) == 100
     (m,) = s.feed(ok, 1)
     assert m.payload == bytes(95)
-    with pytest.raises(ProtocolError):
-        s.feed(codec.publish("t", bytes(96)), 1)
+    (e,) = s.feed(codec.publish("t", bytes(96)), 1)   # skipped, reported
+    assert e[0] == 0 and "101 bytes" in e[1] and s.oversized == 1
 
 
 def test_malformed_packet_from_broker():
@@ -668,3 +708,32 @@ def test_messages_before_a_bad_packet_are_not_taken_as_received():
     again = bytes(codec.publish("a/b", b"x", 1, pid=7, dup=True))
     events = s.feed(again, 0)
     assert [(m.topic, m.pid, m.dup) for m in events] == [("a/b", 7, True)]
+
+
+@pytest.mark.parametrize("clean, present, ok", [(True, True, False), (True, False, True),
+                                                (False, True, True), (False, False, True)])
+def test_session_present_to_a_clean_session_closes(clean, present, ok):
+    # [MQTT-3.2.2-1]: a broker accepting CleanSession=1 MUST set Session Present 0; one
+    # that says 1 is broken and the client closes the connection instead of trusting it.
+    s = Session("id", clean=clean)
+    s.start(0)
+    s.take(0)
+    if ok:
+        assert s.feed(connack(present, 0), 0) == [(CONNACK, present, 0)]
+        assert s.connected
+    else:
+        with pytest.raises(ProtocolError, match="MQTT-3.2.2-1"):
+            s.feed(connack(present, 0), 0)
+        assert not s.connected
+
+
+def test_a_new_connection_ends_a_skip():
+    # the link died in the middle of an oversized PUBLISH: the next one starts afresh
+    s = online(max_packet=1024, clean=False)
+    s.feed(_big(1, 9, 3000)[:500], 1)
+    s.closed()
+    s.start(2)
+    s.take(2)
+    assert s.feed(connack(True, 0), 2) == [(CONNACK, True, 0)]
+    assert [m.payload for m in s.feed(codec.publish("a", b"next", 0), 2)] == [b"next"]
+    assert s.oversized == 0

@@ -182,3 +182,35 @@ def test_node_over_tls(start_py, broker, pki, sub, tmp_path):
     p.kill_now()
     out = "\n".join(p.seen) + p.stdout.read()
     assert PASSWORD not in out and "without TLS" not in out
+
+
+@pytest.mark.parametrize("case", ["bundle", "ca-text", "bundle-der"])
+def test_pem_bundles_and_text_before_the_block_are_accepted(run_py, runtime, broker, pki, case):
+    # Every PEM layout CPython (OpenSSL) accepts: several certificates in one file, the one
+    # that signed the broker last, and text before -----BEGIN (what `openssl ca` writes);
+    # and DER certificates end to end, as CPython's cadata takes them.
+    lines = run(run_py, runtime, case, broker.tls_ports["good"], pki)
+    assert lines[1:] == ["up", "granted [1]", "flushed"], lines
+
+
+def test_an_unrelated_ca_alone_fails(run_py, runtime, broker, pki):
+    # the other half of the bundle test: other-ca.pem alone does not verify the broker
+    lines = run(run_py, runtime, "other-ca", broker.tls_ports["good"], pki)
+    assert lines[1].startswith("failed "), lines
+
+
+def test_key_password_where_the_runtime_can_decrypt(run_py, runtime, broker, pki):
+    lines = run(run_py, runtime, "key-password", broker.tls_ports["mutual"], pki)
+    if runtime == "cpython":
+        assert lines[1:] == ["up", "granted [1]", "flushed"], lines
+    else:
+        assert lines == ["error key_password: MicroPython's SSLContext cannot decrypt a key; "
+                         "put the key on the board unencrypted"], lines
+
+
+def test_alpn_where_the_runtime_offers_it(run_py, runtime, broker, pki):
+    lines = run(run_py, runtime, "alpn", broker.tls_ports["good"], pki)
+    if runtime == "cpython":
+        assert lines[1:] == ["up", "granted [1]", "flushed"], lines
+    else:
+        assert lines == ["error ALPN: this runtime's SSLContext has no set_alpn_protocols"], lines

@@ -114,7 +114,8 @@ def test_topic_alias_cuts_bytes_on_the_wire(run_py, runtime, mosquitto, prefix, 
     outside = sub(mosquitto, topic, count=40, qos=1)
     v4 = scenario(run_py, runtime, "alias", mosquitto, prefix, 4)
     v5 = scenario(run_py, runtime, "alias", mosquitto, prefix, 5)
-    assert v4[0] == "alias_max 0" and v5[0] == "alias_max 10"  # mosquitto's default
+    # mosquitto offers 10; we use at most topic_aliases (8 by default)
+    assert v4[0] == "alias_max 0" and v5[0] == "alias_max 8"
     b4, b5 = int(v4[1].split()[1]), int(v5[1].split()[1])
     # 19 of the 20 publishes go without their topic; each v5 PUBLISH adds
     # a property length and a 3-byte alias property.
@@ -122,6 +123,43 @@ def test_topic_alias_cuts_bytes_on_the_wire(run_py, runtime, mosquitto, prefix, 
     assert b5 * 4 < b4
     # The broker resolved every alias: subscribers see the topic.
     assert outside.lines(timeout=20) == [f"{topic} {i}" for i in range(20)] * 2
+
+
+def test_max_packet_size_refuses_subscribe_and_unsubscribe_locally(run_py, runtime,
+                                                                  mosquitto_factory, prefix):
+    # [MQTT-3.2.2-15]: the client MUST NOT send a packet over the broker's Maximum
+    # Packet Size. mosquitto would answer one with DISCONNECT 0x95 and drop the link.
+    broker = mosquitto_factory(extra=["max_packet_size 30"])
+    assert scenario(run_py, runtime, "max_packet", broker, prefix, "30") == [
+        "max_send 30", "subscribe refused True", "unsubscribe refused True",
+        "granted 1", "got hi", "connects 1 up True error None"]
+    assert "0x95" not in broker.log_text() and "too large" not in broker.log_text()
+
+
+def test_max_packet_size_counts_the_topic_alias(run_py, runtime, mosquitto_factory, prefix,
+                                                sub):
+    # A 256-byte PUBLISH fits a 256-byte limit; with a new topic alias it would be 259
+    # [MQTT-3.2.2-15]: it goes with its topic, and no alias, instead.
+    broker = mosquitto_factory(extra=["max_packet_size 256"])
+    outside = sub(broker, f"{prefix}/big", qos=1, extra=["-F", "%l"])
+    assert scenario(run_py, runtime, "max_packet", broker, prefix, "256") == [
+        "max_send 256", "flushed 256", "connects 1 up True error None"]
+    n = 256 - (1 + 2 + 2 + len(f"{prefix}/big") + 2 + 1)
+    assert outside.wait_for(3) == [str(n), str(n), "5"]
+
+
+def test_long_message_expiry_intervals_arrive_with_what_is_left(run_py, runtime, mosquitto,
+                                                                prefix, sub):
+    # §3.3.2.3.3: any 4-byte interval; the one sent is the interval less the time the
+    # message waited (the ms tick clock wraps after 12.4 days: it must not matter).
+    outside = sub(mosquitto, f"{prefix}/le", qos=1, extra=["-V", "5", "-F", "%p %E"])
+    assert scenario(run_py, runtime, "long_expiry", mosquitto, prefix) == ["dropped 0"]
+    got = [line.split() for line in outside.wait_for(4)]
+    assert [p for p, _ in got] == ["offline", "604800", "1123200", "4294967295"], got
+    left = [int(e) & 0xFFFFFFFF for _, e in got]   # mosquitto_sub prints %E signed
+    assert 13 * 86400 - 4 <= left[0] <= 13 * 86400 - 1, got    # it waited 2 s offline
+    for want, e in zip((604800, 1123200, 4294967295), left[1:]):
+        assert want - 2 <= e <= want, got
 
 
 def test_request_response_round_trip(run_py, runtime, mosquitto, prefix):
@@ -178,7 +216,7 @@ def up(now=0, props=None, **kw):
 def test_connect_carries_v5_properties_and_will_props():
     s = Session5("dev", False, 30, ("w", b"bye", 1, True, {WILL_DELAY: 5}), "u", "pw",
                  max_packet=4096, window=5, session_expiry=60, topic_aliases=8,
-                 connect_props={REQUEST_PROBLEM_INFO: 0})
+                 connect_props={REQUEST_PROBLEM_INFO: 0}, announce_max_packet=True)
     s.start(0)
     c = parse(s.take(0)[0])
     assert c["client_id"] == "dev" and c["clean_start"] is False and c["keepalive"] == 30
@@ -231,7 +269,7 @@ def test_a_smaller_receive_maximum_after_reconnect_bounds_the_resends():
     # §4.9: what was in flight counts against the new connection's Receive
     # Maximum: only that many are re-sent; the rest follow, as re-sends, when
     # acks free room.
-    s = up(window=4)
+    s = up(window=4, clean=False)
     pids = [s.publish("t", b"%d" % i, 1, props={MESSAGE_EXPIRY: 60} if i == 3 else None,
                       now=0) for i in range(4)]
     assert len(s.take(0)) == 4
@@ -336,7 +374,7 @@ def test_expired_queued_message_is_dropped_and_remaining_interval_sent():
 
 
 def test_topic_aliases_outgoing_and_reset_on_reconnect():
-    s = up(props={TOPIC_ALIAS_MAXIMUM: 1})
+    s = up(props={TOPIC_ALIAS_MAXIMUM: 1}, clean=False)
     s.publish("long/topic", b"1", 1)
     s.publish("long/topic", b"2", 1)
     s.publish("other", b"3", 1)
@@ -363,3 +401,40 @@ def test_incoming_topic_alias_is_resolved():
     s = up(topic_aliases=2)
     with pytest.raises(ProtocolError):
         s.feed(codec5.publish("z", b"3", 0, props={TOPIC_ALIAS: 3}), 1)
+
+
+# ---------------------------------------------------------------- sans-I/O, on every runtime
+
+RULES = Path(__file__).parent / "scenarios" / "session5_rules.py"
+
+
+def test_session5_rules_on_every_runtime(run_py, runtime):
+    r = run_py(runtime, RULES, timeout=60)
+    assert r.returncode == 0, r
+    assert r.lines == [
+        # §3.3.2.3.3: any expiry interval; the tick clock wrapping does not shorten one
+        # (10 s, 7 and 13 days expired after 20 days; 0xFFFFFFFF goes with 20 days less)
+        "expiry after 20 days 4294967295 True dropped 3",
+        # none lost or cut short after 5 days: 5 days less on each, to the second
+        "expiry after 5 days elapsed [432000, 432000, 432000] dropped 0",
+        # [MQTT-3.2.2-15]: each too-big packet refused before anything is queued or sent
+        "subscribe refused True tx [] subs {}",
+        "unsubscribe refused True tx [] subs {}",
+        "publish refused True tx [] subs {}",
+        "disconnect refused True tx [] subs {}",
+        "small subscribe [True] {'f/a': 1}",
+        # 256 bytes under a 256-byte limit: the alias (3 bytes more) is left out
+        "alias [(256, 'big/t', None), (256, 'big/t', None), (16, 'big/t', 1), (11, '', 1)]",
+        # a lost session, a smaller limit: the subscriptions made again in packets that fit
+        "restored [True, True, True] True 6",
+        # [MQTT-3.2.2-4]: Session Present 1 answering Clean Start 1 closes the link
+        "present to clean True closed True False",
+        "present to clean False accepted True",
+        # options: Maximum Packet Size only when asked (§3.1.2.11.4); topic_aliases=0 turns
+        # aliases off both ways, else at most min(ours, the broker's) are used (§3.2.2.3.8)
+        "connect [] None 8 aliases 5 [1, 1]",
+        "connect ['topic_aliases'] None None aliases 0 [None, None]",
+        "connect ['announce_max_packet'] 2000 8 aliases 5 [1, 1]",
+        # §3.10.2.1: UNSUBSCRIBE carries user properties
+        "unsubscribe (10, 1, ['a/b'], {38: [('why', 'done')]})",
+    ], r

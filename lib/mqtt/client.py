@@ -29,7 +29,8 @@ class MQTTClient:
       messages(); QoS 0 beyond it is dropped and counted.
     tls: a mqtt.tls.TLS (verifies the broker by default); None is plain TCP.
     log: a function taking one line of text, for warnings (a password sent
-      without TLS); the library prints nothing itself.
+      without TLS, a message over max_packet skipped); the library prints
+      nothing itself.
     version: 4 for MQTT 3.1.1, 5 for MQTT 5.0 (see session5.Session5 for
       session_expiry, topic_aliases, connect_props and a will's properties).
     """
@@ -152,7 +153,8 @@ class MQTTClient:
         handler(msg) (a plain function, called in the reader) instead of
         messages(). Made again after a reconnect when the broker has no
         session; if offline, it is made on connect. Version 5: qos may carry
-        codec5 option bits (NO_LOCAL, ...), props SUBSCRIBE properties."""
+        codec5 option bits (NO_LOCAL, ...), props SUBSCRIBE properties; a
+        packet over the broker's maximum packet size raises ValueError."""
         filters = [(topic, qos)] if isinstance(topic, str) else list(topic)
         for f, q in filters:
             check_filter(f)
@@ -162,11 +164,14 @@ class MQTTClient:
         pid = s.subscribe(filters, props) if props else s.subscribe(filters)
         return await self._request(pid, timeout)
 
-    async def unsubscribe(self, topic, timeout=None):
-        """Unsubscribe from a filter or a list of filters; drops their handlers."""
+    async def unsubscribe(self, topic, timeout=None, props=None):
+        """Unsubscribe from a filter or a list of filters; drops their
+        handlers. Version 5: props UNSUBSCRIBE properties (user properties)."""
         filters = [topic] if isinstance(topic, str) else list(topic)
+        s = self.session
+        pid = s.unsubscribe(filters, props) if props else s.unsubscribe(filters)
         self._routes = [r for r in self._routes if r[0] not in filters]
-        await self._request(self.session.unsubscribe(filters), timeout)
+        await self._request(pid, timeout)
 
     async def request(self, topic, payload, timeout=10, qos=1, props=None):
         """Version 5 request/response (§4.10): publish with a response topic
@@ -250,6 +255,7 @@ class MQTTClient:
                 self._close()
             if self._was_up:
                 delay = self.backoff[0]
+            self.session.poll(ticks_ms())  # its clock (session5._tick), while offline too
             # Equal jitter: half the delay fixed, half random, so a fleet
             # that lost the same broker does not come back in lockstep.
             await sleep_ms(int(delay * 500 + getrandbits(16) * delay * 500 // 65536))
@@ -429,6 +435,8 @@ class MQTTClient:
                 self._deliver(e)
             elif e[0] in (SUBACK, UNSUBACK) and e[1] in self._acks:
                 self._acks[e[1]] = e[2] if e[0] == SUBACK else b""
+            elif not e[0]:   # (0, text): a PUBLISH over max_packet skipped (oversize.py)
+                self.log(e[1])
         if events:
             self._signal()
 

@@ -64,18 +64,17 @@ def varint(n):
 
 def check_utf8(b):
     """Raise ProtocolError unless b is an MQTT UTF-8 string (§1.5.3):
-    well-formed, no U+0000, no surrogates (which MicroPython would accept)."""
+    well-formed [MQTT-1.5.3-1], no U+0000 [MQTT-1.5.3-2]. MicroPython's str()
+    is lax, so a string with a byte >= 0x80 is checked by mqtt.utf8."""
     if b"\x00" in b:
         raise ProtocolError("NUL in UTF-8 string")
-    i = b.find(b"\xed")
-    while i >= 0:
-        if i + 1 < len(b) and b[i + 1] >= 0xA0:
-            raise ProtocolError("surrogate in UTF-8 string")
-        i = b.find(b"\xed", i + 1)
     try:
+        if b and max(b) > 0x7F:   # max() runs in C: pure ASCII costs no loop
+            from .utf8 import check
+            check(b)
         return str(b, "utf-8")
-    except UnicodeError:
-        raise ProtocolError("invalid UTF-8")
+    except ValueError as e:  # UnicodeError included
+        raise ProtocolError("invalid UTF-8: %s" % e)
 
 
 def _s(s):
@@ -84,11 +83,11 @@ def _s(s):
 
 
 def _utf8(s):
-    # s (str or bytes) as checked UTF-8 bytes. A str is well-formed already,
-    # so only NUL or a surrogate (bytes ED A0..BF, which MicroPython lets a
-    # str hold) sends it through the full check.
+    # s (str or bytes) as checked UTF-8 bytes. A str of ASCII without NUL is
+    # well-formed already; anything else (MicroPython lets a str hold
+    # surrogates and overlong forms) goes through the full check.
     b = s.encode() if isinstance(s, str) else bytes(s)
-    if not isinstance(s, str) or b"\x00" in b or b"\xed" in b:
+    if not isinstance(s, str) or b"\x00" in b or b and max(b) > 0x7F:
         try:
             check_utf8(b)
         except ProtocolError as e:

@@ -21,16 +21,21 @@ class Session:
     window: QoS 1/2 publishes in flight at once (sent, not yet acknowledged).
     queue: QoS 1/2 publishes waiting for the window or for a connection;
       when full, the oldest waiting one is dropped and counted in `dropped`.
-    max_packet: the largest packet accepted from the broker, in bytes.
+    max_packet: the largest packet accepted from the broker, in bytes. A
+      bigger PUBLISH is read and thrown away as it comes, acknowledged,
+      counted in `oversized` and reported as the event (0, text) (see
+      oversize.py); any other bigger packet closes the link.
     """
 
     _codec = codec  # the packet codec; session5.Session5 puts codec5 here
+    oversized = 0   # incoming PUBLISHes over max_packet, skipped (oversize.py)
 
     def __init__(self, client_id, clean=True, keepalive=60, will=None,
                  username=None, password=None, max_packet=16384, window=16, queue=32):
         if window < 1 or queue < 1:
             raise ValueError("window and queue must be at least 1")
         self._connect = codec.connect(client_id, clean, keepalive, will, username, password)
+        self.clean = clean
         self.ka = keepalive * 1000
         self.limit = max_packet
         self.window = window
@@ -163,7 +168,12 @@ class Session:
         i = 0
         try:
             while i < len(buf):
-                f = frame(buf, self.limit, i)
+                # A packet over the limit is refused from its header; a
+                # PUBLISH is skipped instead (oversize.py).
+                f = frame(buf, 268435460, i)
+                if f and f[1] - i > self.limit:
+                    from .oversize import skip
+                    return events + skip(self, buf, i, f, now)
                 if not f or f[1] > len(buf):
                     break
                 pkt = self._codec.decode(buf[i], memoryview(buf)[f[0]:f[1]])
@@ -257,7 +267,11 @@ class Session:
 
     def _resume(self, present):
         # CONNACK accepted. §4.4: re-send unacknowledged PUBLISH packets (DUP
-        # set, same packet id) and PUBRELs, in their original order.
+        # set, same packet id) and PUBRELs, in their original order. But a
+        # broker accepting a clean session MUST say session present 0
+        # [MQTT-3.2.2-1] (5.0: [MQTT-3.2.2-4]); else the client closes.
+        if present and self.clean:
+            raise ProtocolError("session present answering a clean session [MQTT-3.2.2-1, -4]")
         self.connected = True
         self.session_present = present
         tx = self.tx

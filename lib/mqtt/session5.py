@@ -3,7 +3,7 @@
 # codec5 with it); a 3.1.1 client never loads either.
 # Section numbers (§) refer to the MQTT 5.0 OASIS standard.
 from . import codec5
-from .codec import CONNACK, PUBACK, PUBREC, SUBACK, DISCONNECT, Message
+from .codec import CONNACK, PUBACK, PUBREC, SUBACK, UNSUBACK, DISCONNECT, Message
 from .codec5 import (AUTH, ASSIGNED_CLIENT_ID, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS,
                      MESSAGE_EXPIRY, REASON_STRING, RECEIVE_MAXIMUM, RETAIN_AVAILABLE,
                      SERVER_KEEPALIVE, SESSION_EXPIRY, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM,
@@ -33,7 +33,13 @@ class Session5(Session):
 
     session_expiry: seconds the broker keeps the session after the link
       ends (§3.1.2.11.2); will: (topic, payload, qos, retain[, props]).
-    topic_aliases: topic aliases we accept from the broker (§3.2.2.3.8).
+    topic_aliases: topic aliases per direction (§3.2.2.3.8): we accept that
+      many from the broker and use at most that many (and at most what the
+      broker allows) ourselves; 0 turns them off both ways.
+    announce_max_packet: tell the broker max_packet in CONNECT
+      (§3.1.2.11.4); it then discards bigger messages for us unseen, so
+      this is off unless asked (bigger ones are otherwise skipped here,
+      counted in `oversized`, and acknowledged).
     connect_props: more CONNECT properties, {id: value}.
     After CONNACK: client_id (the assigned one, §3.2.2.3.7), ka, window
     (min(ours, the broker's receive maximum), §3.3.4), max_send (largest
@@ -47,7 +53,7 @@ class Session5(Session):
 
     def __init__(self, client_id, clean=True, keepalive=60, will=None, username=None,
                  password=None, max_packet=16384, window=16, queue=32, session_expiry=0,
-                 topic_aliases=8, connect_props=None):
+                 topic_aliases=8, connect_props=None, announce_max_packet=False):
         # Session's 3.1.1 CONNECT rules (no empty id without clean, no
         # password without user) do not hold in v5 (§3.1.3.1, §3.1.2.9): its
         # CONNECT is replaced below.
@@ -57,7 +63,8 @@ class Session5(Session):
         if session_expiry:
             props[SESSION_EXPIRY] = session_expiry
         props[RECEIVE_MAXIMUM] = min(window, 65535)
-        props[MAXIMUM_PACKET_SIZE] = max_packet
+        if announce_max_packet:
+            props[MAXIMUM_PACKET_SIZE] = max_packet
         if topic_aliases:
             props[TOPIC_ALIAS_MAXIMUM] = topic_aliases
         self._cargs = [client_id, clean, keepalive, will, username, password, props]
@@ -75,6 +82,8 @@ class Session5(Session):
         self.failures = 0
         self.auth = None      # the last AUTH packet (AUTH, reason, props), §3.15
         self._now = 0
+        self._t0 = None       # the ticks at which _secs was last advanced
+        self._secs = 0        # whole seconds since then (see _tick)
         self._aliases = {}    # topic -> alias we assigned on this connection (§3.3.2.3.4)
         self._in_aliases = {}  # alias -> topic the broker set on this connection
         self._sprops = {}     # filter -> the SUBSCRIBE properties it was made with
@@ -85,25 +94,54 @@ class Session5(Session):
         # Topic aliases live for one connection (§3.3.2.3.4). A PUBLISH
         # re-sent after reconnecting carries its topic again, no alias, and
         # its remaining expiry interval (§3.3.2.3.3).
-        self._now = now
+        self._tick(now)
         self._aliases = {}
         self._in_aliases = {}
         for e in self._out:
             if e[1] is not None and e[2]:
-                e[1] = self._build(e[0], e[2], now, False)
+                e[1] = self._build(e[0], e[2], False)
         Session.start(self, now)
 
     def take(self, now):
-        self._now = now
+        self._tick(now)
         return Session.take(self, now)
 
     def poll(self, now):
-        self._now = now
+        self._tick(now)
         return Session.poll(self, now)
 
     def feed(self, data, now):
-        self._now = now
+        self._tick(now)
         return Session.feed(self, data, now)
+
+    def _tick(self, now):
+        # The ms tick clock wraps, and a difference of ticks is sound only
+        # below 2**29 ms (6.2 days), while a message expiry interval may be
+        # 0xFFFFFFFF s (§3.3.2.3.3): whole seconds are moved into _secs (a
+        # small int for 34 years even on a 32-bit board). The client calls
+        # poll() at least every backoff cap, connected or not.
+        self._now = now
+        if self._t0 is None:
+            self._t0 = now
+        d = ticks_diff(now, self._t0)
+        if d >= 1000:
+            self._secs += d // 1000
+            self._t0 = (self._t0 + d // 1000 * 1000) & 0x3FFFFFFF
+
+    def _ms(self):
+        # ms since the session's clock started, without wrapping (grows
+        # past a small int after 12 days: only used for message expiry)
+        if self._t0 is None:   # not told the time yet
+            self._tick(self._now)
+        return self._secs * 1000 + ticks_diff(self._now, self._t0)
+
+    def _fits(self, p):
+        # No packet over the broker's Maximum Packet Size [MQTT-3.2.2-15]
+        # (§3.1.2.11.4): refused here, before it is queued or written.
+        if len(p) > self.max_send:
+            raise ValueError("packet of %d bytes over the broker's maximum packet size %d "
+                             "[MQTT-3.2.2-15]" % (len(p), self.max_send))
+        return p
 
     # ---- application requests ----
 
@@ -114,7 +152,7 @@ class Session5(Session):
         (§3.1.2.11.4). A queued message whose expiry passes before it is
         sent is dropped and counted in `dropped`."""
         if now is not None:
-            self._now = now
+            self._tick(now)
         if isinstance(payload, str):
             payload = payload.encode()
         if props and TOPIC_ALIAS in props:
@@ -125,13 +163,10 @@ class Session5(Session):
         if not qos and not self.connected:
             raise NotConnected("offline: QoS 0 message not sent")
         pid = self._newpid() if qos else 0
-        full = codec5.publish(topic, payload, qos, retain, pid, props=props)
-        if len(full) > self.max_send:
-            raise ValueError("packet of %d bytes over the broker's maximum %d (§3.1.2.11.4)"
-                             % (len(full), self.max_send))
+        full = self._fits(codec5.publish(topic, payload, qos, retain, pid, props=props))
         dl = None
         if props and MESSAGE_EXPIRY in props:
-            dl = self._now + props[MESSAGE_EXPIRY] * 1000 & 0x3FFFFFFF
+            dl = self._ms() + props[MESSAGE_EXPIRY] * 1000   # see _tick
         args = (topic, payload, qos, retain, props, dl)
         if not qos:
             self.tx.append(self._wire(0, args, full))
@@ -147,32 +182,31 @@ class Session5(Session):
         """filters: list of (filter, options), options being the QoS plus
         codec5 option bits (§3.8.3.1); props e.g. {SUBSCRIPTION_ID: n}.
         The properties go with the filters when a lost session makes the
-        client subscribe again."""
+        client subscribe again. A packet over the broker's maximum packet
+        size raises ValueError [MQTT-3.2.2-15]."""
+        pid = self._request(codec5.subscribe, filters, True, props)
         for f, o in filters:
             if props:
                 self._sprops[f] = props
             else:
                 self._sprops.pop(f, None)
-        if not props:
-            return self._request(codec5.subscribe, filters, True)
-        pid = self._newpid()
-        p = codec5.subscribe(pid, filters, props)
-        self._pending[pid] = (p, filters)
-        for f, o in filters:
-            self.subs[f] = o
-        if self.connected:
-            self.tx.append(p)
         return pid
 
-    def unsubscribe(self, filters):
+    def unsubscribe(self, filters, props=None):
+        """As Session.unsubscribe, with UNSUBSCRIBE properties (§3.10.2.1)."""
+        pid = self._request(codec5.unsubscribe, filters, False, props)
         for f in filters:
             self._sprops.pop(f, None)
-        return self._request(codec5.unsubscribe, filters, False)
+        return pid
+
+    def _request(self, encode, filters, sub, props=None):
+        fits = self._fits
+        return Session._request(self, lambda pid, fl: fits(encode(pid, fl, props)), filters, sub)
 
     def disconnect(self, reason=0, props=None):
         """Queue a DISCONNECT with a reason code and properties (§3.14.2);
         0x04 makes the broker publish the will (§3.14.2.1)."""
-        self.tx.append(codec5.disconnect(reason, props))
+        self.tx.append(self._fits(codec5.disconnect(reason, props)))
         self.connected = False
 
     # ---- sending ----
@@ -183,11 +217,10 @@ class Session5(Session):
         # receive maximum (§3.3.4, §4.9). In the window, e[1] is the packet
         # sent and e[2] the message, kept only when a reconnect must rebuild
         # the packet (it used an alias or carries an expiry).
-        now = self._now
         while self.connected and self._queue and len(self._out) < self.window:
             e = self._queue.pop(0)
             a = e[2]
-            if a and a[5] is not None and ticks_diff(a[5], now) <= 0:
+            if a and a[5] is not None and a[5] <= self._ms():
                 self.dropped += 1
                 continue
             if len(e[1]) > self.max_send:  # queued before this broker's CONNACK
@@ -211,17 +244,23 @@ class Session5(Session):
             alias = self._aliases[topic] = len(self._aliases) + 1
         if alias is None and a[5] is None:
             return full
-        p = self._build(pid, a, self._now, alias, known)
+        p = self._build(pid, a, alias, known)
+        if len(p) > self.max_send:
+            # The alias property made it too big [MQTT-3.2.2-15]: send the
+            # topic instead (the packet without an alias fits: see publish).
+            if not known:
+                del self._aliases[topic]
+            p = self._build(pid, a, None)
         p[0] |= full[0] & 8  # a re-send keeps DUP (§3.3.1.1)
         return p
 
-    def _build(self, pid, a, now, alias, known=False):
+    def _build(self, pid, a, alias, known=False):
         topic, payload, qos, retain, props, dl = a
         if alias or dl is not None:
             props = dict(props or ())
             if dl is not None:
                 # whole seconds left, at least 1: it has not expired yet
-                props[MESSAGE_EXPIRY] = max(1, (ticks_diff(dl, now) + 999) // 1000)
+                props[MESSAGE_EXPIRY] = max(1, (dl - self._ms() + 999) // 1000)
             if alias:
                 props[TOPIC_ALIAS] = alias
         return codec5.publish("" if known else topic, payload, qos, retain, pid, props=props)
@@ -256,6 +295,7 @@ class Session5(Session):
             self._connacked(props)
             self._resume(pkt[1])
             events.append(pkt)
+            self._oversized(events)
             return
         if t == DISCONNECT:
             # §3.14: the broker closes the link; say why.
@@ -304,15 +344,26 @@ class Session5(Session):
         # marked as re-sends (DUP, §3.3.1.1), and follow as acks free room.
         # Those past PUBREC stay: their PUBREL is re-sent (§4.4).
         if not present:
-            # No session: Session._resume subscribes again in one packet, but
-            # a subscription identifier belongs to its SUBSCRIBE (§3.8.2.1.2):
-            # filters made with properties each go in their own, first.
+            # No session: subscriptions are made again here (Session._resume
+            # then finds none left). A subscription identifier belongs to its
+            # SUBSCRIBE (§3.8.2.1.2): filters made with properties each go in
+            # their own; the others in as few packets as fit the broker's
+            # maximum packet size [MQTT-3.2.2-15].
             pend = {f for p, fl in self._pending.values() if p[0] == 0x82 for f, _ in fl}
-            for f, props in self._sprops.items():
-                if f in self.subs and f not in pend:
-                    fl = [(f, self.subs[f])]
-                    pid = self._newpid()
-                    self._pending[pid] = (codec5.subscribe(pid, fl, props), fl)
+            fl = []
+            for fo in self.subs.items():
+                if fo[0] in pend:
+                    continue
+                props = self._sprops.get(fo[0])
+                if props:
+                    self._resub([fo], props)
+                    continue
+                if fl and len(codec5.subscribe(1, fl + [fo])) > self.max_send:
+                    self._resub(fl)
+                    fl = []
+                fl.append(fo)
+            if fl:
+                self._resub(fl)
         out = self._out
         i = len(out)
         while i > self.window and out[i - 1][1] is not None:
@@ -322,6 +373,32 @@ class Session5(Session):
         self._queue[:0] = out[i:]
         del out[i:]
         Session._resume(self, present)
+
+    def _resub(self, fl, props=None):
+        pid = self._newpid()
+        self._pending[pid] = (codec5.subscribe(pid, fl, props), fl)
+
+    def _oversized(self, events):
+        # What this CONNACK's maximum packet size no longer lets out
+        # [MQTT-3.2.2-15] is taken back before a byte is written: a publish
+        # in flight is dropped (counted in `dropped`); a SUBSCRIBE or
+        # UNSUBSCRIBE is answered here, reason 0x95 (too large) per filter.
+        m = self.max_send
+        if all(len(p) <= m for p in self.tx):
+            return
+        self.tx = [p for p in self.tx if len(p) <= m]
+        for pid, (p, fl) in list(self._pending.items()):
+            if len(p) > m:
+                del self._pending[pid]
+                if p[0] == 0x82:
+                    for f, o in fl:
+                        self.subs.pop(f, None)
+                        self._sprops.pop(f, None)
+                events.append((SUBACK if p[0] == 0x82 else UNSUBACK, pid, b"\x95" * len(fl), {}))
+        n = len(self._out)
+        self._out = [e for e in self._out if e[1] is None or len(e[1]) <= m]
+        self.dropped += n - len(self._out)
+        self._promote()
 
     def _connacked(self, p):
         # CONNACK properties (§3.2.2.3) apply to this connection.
@@ -335,6 +412,6 @@ class Session5(Session):
         self.ka = p.get(SERVER_KEEPALIVE, self.keepalive) * 1000  # §3.2.2.3.14
         self.window = min(self.window0, p.get(RECEIVE_MAXIMUM, 65535))  # §3.2.2.3.3
         self.max_send = p.get(MAXIMUM_PACKET_SIZE, 268435460)  # §3.2.2.3.6
-        self.alias_max = p.get(TOPIC_ALIAS_MAXIMUM, 0)  # §3.2.2.3.8
+        self.alias_max = min(p.get(TOPIC_ALIAS_MAXIMUM, 0), self.in_alias_max)  # §3.2.2.3.8
         self.retain_available = bool(p.get(RETAIN_AVAILABLE, 1))  # §3.2.2.3.5
         self.max_qos = p.get(MAXIMUM_QOS, 2)  # §3.2.2.3.4

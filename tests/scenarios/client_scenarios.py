@@ -257,6 +257,35 @@ async def first_connect_fails():
     await c.disconnect()
 
 
+async def poison():
+    # ARGS: version. Retained messages over our max_packet wait on the topics
+    # we subscribe to (QoS 1 and 2): each is skipped, acknowledged and logged;
+    # the link stays up, and after a reconnect to the same session the broker
+    # does not send them again. Then a small message arrives as usual.
+    # "5a": version 5 with announce_max_packet: the broker holds them back.
+    logs = []
+    v5 = {"session_expiry": 60, "announce_max_packet": ARGS[0] == "5a"}
+    c = client("po-" + PREFIX[2:], clean=False, max_packet=1024, version=int(ARGS[0][0]),
+               log=logs.append, **(v5 if ARGS[0][0] == "5" else {}))
+    await c.connect(5)
+    say("granted", *await c.subscribe(PREFIX + "/#", 2, timeout=5))
+    for _ in range(40 if ARGS[0] == "5a" else 100):
+        if c.session.oversized >= 2:
+            break
+        await asyncio.sleep(0.05)
+    say("oversized", c.session.oversized, "connects", c.connects, "error", c.last_error)
+    await c.disconnect()
+    await c.connect(5)
+    say("present", c.session.session_present)
+    print("ready")
+    m = await asyncio.wait_for(c.messages().__anext__(), 10)
+    say("got", m.topic[len(PREFIX):], m.payload)
+    say("oversized", c.session.oversized, "connects", c.connects)
+    for line in logs:
+        say("log", line)
+    await c.disconnect()
+
+
 async def keepalive():
     # The test freezes the broker (SIGSTOP): the link is up but silent.
     c = client("ka-" + PREFIX[2:], keepalive=2, connect_timeout=2)

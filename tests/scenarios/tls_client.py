@@ -12,6 +12,7 @@ CASE, PORT, DIR = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 HOST = sys.argv[4] if len(sys.argv) > 4 else "localhost"
 NAME = sys.argv[5] if len(sys.argv) > 5 else None   # the name to check, if not HOST
 PASSWORD = "tls-pw-0d5a"   # what mosquitto's password file has for "node"
+KEY_PASSWORD = b"key-pw-41c7"   # tests/pki.py's client-enc.key
 logs = []
 
 
@@ -25,9 +26,21 @@ def tls():
         return TLS()
     if CASE == "insecure":
         return TLS(insecure=True)
+    if CASE in ("bundle", "ca-text"):        # bytes, then the path: both must work
+        TLS(read(CASE + ".pem"))
+        return TLS(DIR + "/" + CASE + ".pem")
+    if CASE == "bundle-der":
+        return TLS(read("bundle.der"))
+    if CASE == "other-ca":
+        return TLS(read("other-ca.pem"))
+    if CASE == "alpn":
+        return TLS(read("ca.pem"), alpn=["mqtt"])
     ca = read("ca.pem") if CASE != "ca-path" else DIR + "/ca.pem"
     if CASE == "mutual":
         return TLS(ca, cert=read("client.pem"), key=read("client.key"))
+    if CASE == "key-password":
+        return TLS(ca, cert=read("client.pem"), key=read("client-enc.key"),
+                   key_password=KEY_PASSWORD)
     return TLS(ca, server_hostname=NAME)
 
 

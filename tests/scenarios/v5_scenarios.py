@@ -103,6 +103,53 @@ async def server_disconnect():
     await c.disconnect()
 
 
+async def max_packet():
+    # ARGS: the broker's max_packet_size, 30 or 256. Every packet we send
+    # must fit it [MQTT-3.2.2-15]; one that cannot is refused here, and the
+    # link and everything else go on.
+    c = client("m1", keepalive=30)   # a short id: our CONNECT fits 30 bytes
+    await c.connect(5)
+    say("max_send", c.session.max_send)
+    if ARGS[0] == "30":
+        long = PREFIX + "/" + "f" * 20            # a 39-byte SUBSCRIBE
+        for what, call in (("subscribe", lambda: c.subscribe(long, 1, timeout=5)),
+                           ("unsubscribe", lambda: c.unsubscribe(long, timeout=5))):
+            try:
+                await call()
+                say(what, "sent")
+            except ValueError as e:
+                say(what, "refused", "MQTT-3.2.2-15" in str(e))
+        say("granted", *await c.subscribe(PREFIX + "/a", 1, timeout=5))
+        await c.publish(PREFIX + "/a", b"hi", 1)
+        m = await asyncio.wait_for(c.messages().__anext__(), 5)
+        say("got", m.payload.decode())
+    else:
+        # 256 bytes without a topic alias; an alias would add 3
+        topic = PREFIX + "/big"
+        n = 256 - len(codec5.publish(topic, b"", 1, pid=1)) - 1
+        for b in (b"x", b"y"):
+            await c.publish(topic, b * n, 1)
+        await c.publish(topic, b"small", 1)
+        await c.flush(5)
+        say("flushed", len(codec5.publish(topic, b"x" * n, 1, pid=1)))
+    say("connects", c.connects, "up", c.up.is_set(), "error", c.last_error)
+    await c.disconnect()
+
+
+async def long_expiry():
+    # Any Message Expiry Interval (§3.3.2.3.3): one queued offline for 2 s,
+    # then some sent live; the broker forwards each with what is left.
+    c = client("le-" + TAG)
+    await c.publish(PREFIX + "/le", b"offline", 1, props={MESSAGE_EXPIRY: 13 * 86400})
+    await asyncio.sleep(2)
+    await c.connect(5)
+    for secs in (7 * 86400, 13 * 86400, 0xFFFFFFFF):
+        await c.publish(PREFIX + "/le", b"%d" % secs, 1, props={MESSAGE_EXPIRY: secs})
+    await c.flush(5)
+    say("dropped", c.session.dropped)
+    await c.disconnect()
+
+
 async def receive_max():
     # ARGS: count. The broker's receive maximum caps our QoS 1 window.
     n = int(ARGS[0])

@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 MOSQUITTO_HINT := install mosquitto: apt-get install mosquitto mosquitto-clients
 
 .DEFAULT_GOAL := help
-.PHONY: help venv .venv test check-mosquitto demo clean bench build deploy flash logs
+.PHONY: help venv .venv test check-mosquitto rp2emu demo clean bench build deploy flash logs
 
 help:
 	@echo "make venv    create .venv and install requirements.txt"
@@ -34,8 +34,17 @@ check-mosquitto:
 		if ! command -v $$c >/dev/null 2>&1 && ! test -x /usr/bin/$$c; then \
 			echo "$$c not found -- $(MOSQUITTO_HINT)" >&2; exit 1; fi; done
 
+# The RP2040 emulator the Pico W tests boot the firmware in (tests/rp2emu): rp2040js, pinned
+# by tests/rp2emu/package-lock.json. Needs node >= 18 and npm (Debian: nodejs npm).
+RP2EMU_STAMP := tests/rp2emu/node_modules/.package-lock.json
+$(RP2EMU_STAMP): tests/rp2emu/package.json tests/rp2emu/package-lock.json
+	cd tests/rp2emu && npm ci --no-audit --no-fund
+	touch $@
+
+rp2emu: $(RP2EMU_STAMP)
+
 # pytest's own exit status is also left in build/pytest.status (make itself exits 2 on failure).
-test: $(STAMP) check-mosquitto
+test: $(STAMP) check-mosquitto rp2emu
 	@mkdir -p build; rm -f build/pytest.status
 	@echo "$(VENV)/bin/python -m pytest $(PYTEST_ARGS)"
 	@rc=0; $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; echo $$rc > build/pytest.status; exit $$rc

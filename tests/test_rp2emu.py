@@ -1,0 +1,128 @@
+"""The real Raspberry Pi Pico W image (build/rp2_pico_w/firmware.uf2) booted in the RP2040
+emulator (tests/rp2emu: rp2040js + a W25Q16JV flash chip model), driven with stock mpremote
+through the emulated board's USB serial port."""
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "tests" / "rp2emu"))
+from rp2board import BoardError, EmulatedBoard  # noqa: E402
+
+UF2 = REPO / "build" / "rp2_pico_w" / "firmware.uf2"
+MPREMOTE = str(REPO / ".venv" / "bin" / "mpremote")
+FLASH_SIZE = 2 * 1024 * 1024
+FS_BYTES = 848 * 1024          # RPI_PICO_W's MICROPY_HW_FLASH_STORAGE_BYTES, at the flash's end
+
+
+@pytest.fixture
+def pico(tmp_path):
+    """make(name="pico", flash=None, **kw) -> a booted EmulatedBoard (flash file in
+    tmp_path/name unless given); all are stopped at teardown."""
+    made = []
+
+    def make(name="pico", flash=None, **kw):
+        if not UF2.is_file():
+            pytest.fail(f"{UF2} missing: run `make firmware BOARD=rp2_pico_w`", pytrace=False)
+        d = tmp_path / name
+        d.mkdir(exist_ok=True)
+        board = EmulatedBoard(UF2, flash or d / "flash.bin", link=d / "tty",
+                              log=d / "console.log", **kw)
+        made.append(board)
+        return board.start()
+
+    yield make
+    for board in made:
+        board.stop()
+
+
+def mpremote(board, *args, timeout=120, check=True):
+    """Run stock mpremote against the board; returns its stdout (fails the test on error)."""
+    r = subprocess.run([MPREMOTE, "connect", board.device, *args], capture_output=True,
+                       text=True, timeout=timeout)
+    if check and r.returncode:
+        pytest.fail(f"mpremote {' '.join(args)} exited {r.returncode}\n{r.stdout}{r.stderr}\n"
+                    f"--- board\n{board.last_lines()}", pytrace=False)
+    return r.stdout
+
+
+def exec_lines(board, code, timeout=120):
+    return mpremote(board, "exec", code, timeout=timeout).splitlines()
+
+
+# --------------------------------------------------------------------------- the harness
+
+
+def test_boots_the_real_rp2040_firmware(pico):
+    board = pico()
+    out = exec_lines(board, "import sys; i = sys.implementation; "
+                            "print(sys.platform, i._machine, i._mpy & 0xff, i._mpy >> 10 & 0xf)")
+    # _mpy: mpy version 6, arch index 4 = armv6m (the Cortex-M0+ of an RP2040)
+    assert out == ["rp2 Raspberry Pi Pico W with RP2040 6 4"]
+
+
+def test_a_board_that_never_prompts_times_out_with_its_console(tmp_path):
+    # one UF2 block whose code at the start of flash is "b ." (0xe7fe): the core spins
+    # before MicroPython ever runs, so no prompt can come
+    payload = b"\xfe\xe7" * 128
+    block = struct.pack("<8I", 0x0A324655, 0x9E5D5157, 0, 0x10000000, 256, 0, 1, 0)
+    block += payload + bytes(476 - len(payload)) + struct.pack("<I", 0x0AB16F30)
+    uf2 = tmp_path / "spin.uf2"
+    uf2.write_bytes(block)
+    board = EmulatedBoard(uf2, tmp_path / "flash.bin", boot_timeout=3)
+    with pytest.raises(BoardError, match=r"did not boot: no >>> prompt within 3 s; "
+                                         r"last console lines"):
+        board.start()
+
+
+def test_a_bad_uf2_is_refused_by_name(tmp_path):
+    uf2 = tmp_path / "bad.uf2"
+    uf2.write_bytes(b"not a uf2 block".ljust(512, b"\0"))
+    with pytest.raises(BoardError, match=r"emulator exited with status 1(.|\n)*"
+                                         r"bad.uf2: block 0 is not a UF2 block"):
+        EmulatedBoard(uf2, tmp_path / "flash.bin", boot_timeout=30).start()
+
+
+# --------------------------------------------------------------------------- the flash chip
+
+
+def test_first_boot_formats_littlefs_on_the_emulated_flash(pico, tmp_path):
+    board = pico()
+    out = exec_lines(board, "import os, vfs; print(vfs.mount()[0][0], os.statvfs('/')[0:3])")
+    # the firmware's _boot.py found no filesystem on the erased chip and made one itself
+    assert out == ["<VfsLfs2> (4096, 4096, 212)"]
+    image = (tmp_path / "pico" / "flash.bin").read_bytes()
+    assert len(image) == FLASH_SIZE
+    # littlefs's superblock, written by the firmware through the bootrom and the SSI
+    assert b"littlefs" in image[FLASH_SIZE - FS_BYTES:FLASH_SIZE - FS_BYTES + 4096]
+
+
+def test_program_only_clears_bits_and_erase_sets_them(pico):
+    # rp2.Flash on the real firmware: writeblocks with an offset programs without erasing,
+    # ioctl(6) erases one 4 KiB sector (W25Q16JV: page program ANDs, sector erase -> 0xFF)
+    board = pico()
+    out = exec_lines(board, "\n".join([
+        "import rp2",
+        "f = rp2.Flash(); n = f.ioctl(4, 0) - 1; b = bytearray(16)",
+        "f.ioctl(6, n); f.readblocks(n, b); print(b.hex())",
+        "f.writeblocks(n, b'\\x0f' * 16, 0); f.readblocks(n, b); print(b.hex())",
+        "f.writeblocks(n, b'\\xf3' * 16, 0); f.readblocks(n, b); print(b.hex())",
+        "f.ioctl(6, n); f.readblocks(n, b); print(b.hex())",
+    ]))
+    assert out == ["ff" * 16, "0f" * 16, "03" * 16, "ff" * 16]
+
+
+def test_files_survive_a_soft_reset_and_an_emulator_restart(pico, tmp_path):
+    board = pico()
+    data = bytes(range(256)) * 20   # 5 KiB: more than one sector, more than one page
+    (tmp_path / "blob.bin").write_bytes(data)
+    mpremote(board, "fs", "cp", str(tmp_path / "blob.bin"), ":blob.bin")
+    # every mpremote invocation starts with a soft reset of the board
+    assert exec_lines(board, "import os; print(os.stat('blob.bin')[6])") == [str(len(data))]
+    board.stop()
+    again = pico("again", flash=tmp_path / "pico" / "flash.bin")
+    mpremote(again, "fs", "cp", ":blob.bin", str(tmp_path / "back.bin"))
+    assert (tmp_path / "back.bin").read_bytes() == data

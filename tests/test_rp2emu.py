@@ -1,6 +1,7 @@
 """The real Raspberry Pi Pico W image (build/rp2_pico_w/firmware.uf2) booted in the RP2040
 emulator (tests/rp2emu: rp2040js + a W25Q16JV flash chip model), driven with stock mpremote
 through the emulated board's USB serial port."""
+import json
 import struct
 import subprocess
 import sys
@@ -126,3 +127,63 @@ def test_files_survive_a_soft_reset_and_an_emulator_restart(pico, tmp_path):
     again = pico("again", flash=tmp_path / "pico" / "flash.bin")
     mpremote(again, "fs", "cp", ":blob.bin", str(tmp_path / "back.bin"))
     assert (tmp_path / "back.bin").read_bytes() == data
+
+
+# --------------------------------------------------------------------------- the firmware
+
+
+FROZEN = ("mqtt", "sensors", "board", "config", "node", "probes")
+HEAP_RESULTS = REPO / "build" / "rp2_pico_w" / "mem_free.json"
+HEAP_SCRIPT = """
+import gc, os
+gc.collect(); fresh = gc.mem_free()
+import mqtt, sensors, board, config, node, probes
+gc.collect(); imported = gc.mem_free()
+print("files", os.listdir("/"), [m.__name__ for m in (mqtt, sensors, board, config, node, probes)])
+client = mqtt.MQTTClient("127.0.0.1", 1883, "heap", keepalive=30)
+gc.collect(); with_client = gc.mem_free()
+del client
+cfg = config.load('{"node_id": "n1", "topic_prefix": "t", "broker": {"host": "127.0.0.1"},'
+                  ' "sensors": [{"type": "bme280", "name": "air"}]}')
+n = node.Node(cfg, board)
+gc.collect(); with_node = gc.mem_free()
+print("mem_free", fresh, imported, with_client, with_node)
+"""
+
+
+def test_the_frozen_modules_import_and_their_heap_is_recorded(pico, tmp_path):
+    board = pico()
+    script = tmp_path / "heap.py"
+    script.write_text(HEAP_SCRIPT)
+    out = mpremote(board, "run", str(script)).splitlines()
+    # nothing on the filesystem: every module came from the image
+    assert out[0] == "files [] " + repr(list(FROZEN)), out
+    words = out[1].split()
+    assert words[0] == "mem_free", out
+    fresh, imported, client, node = (int(w) for w in words[1:])
+    figures = {"firmware": str(UF2.relative_to(REPO)), "fresh": fresh,
+               "after_import": imported, "after_client": client, "after_node": node}
+    HEAP_RESULTS.write_text(json.dumps(figures, indent=1) + "\n")
+    print("gc.mem_free() on the emulated Pico W:", figures)
+    # the heap figures are what they are (bench/ reports them); these are only sanity
+    assert fresh > imported > client > node > 0
+
+
+def _scenario_on_board(board, scenario, files):
+    """Copy `files` to the board's flash, run the scenario there; its output lines."""
+    mpremote(board, "fs", "cp", *[str(f) for f in files], ":")
+    return mpremote(board, "run", str(scenario)).splitlines()
+
+
+def test_sensor_drivers_read_the_datasheet_fakes(pico):
+    import test_sensors_i2c
+    import test_sensors_ow_adc
+    board = pico()
+    fakes = [REPO / "boards" / "host" / f for f in ("fake_i2c.py", "fake_onewire.py",
+                                                     "fake_adc.py")]
+    # the frozen drivers (lib/sensors) against the same chip models and the same expected
+    # lines as on CPython and the unix port
+    i2c = _scenario_on_board(board, test_sensors_i2c.SCENARIO, fakes)
+    assert i2c == test_sensors_i2c.EXPECTED
+    ow = mpremote(board, "run", str(test_sensors_ow_adc.SCENARIO)).splitlines()
+    assert ow == test_sensors_ow_adc.EXPECTED

@@ -5,6 +5,7 @@ import json
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -187,3 +188,92 @@ def test_sensor_drivers_read_the_datasheet_fakes(pico):
     assert i2c == test_sensors_i2c.EXPECTED
     ow = mpremote(board, "run", str(test_sensors_ow_adc.SCENARIO)).splitlines()
     assert ow == test_sensors_ow_adc.EXPECTED
+
+
+# --------------------------------------------------------------------------- deploy, logs
+
+from test_tools_deploy import SECRET, copied, deploy, repo_copy  # noqa: E402,F401
+
+# every file on the board's flash: path, size, sha256
+LIST_FILES = """
+import os, hashlib, binascii
+def walk(d):
+    for name, kind, *_ in os.ilistdir(d):
+        p = d + '/' + name if d != '/' else '/' + name
+        if kind == 0x4000:
+            walk(p)
+        else:
+            h = hashlib.sha256(open(p, 'rb').read()).digest()
+            print(p[1:], os.stat(p)[6], binascii.hexlify(h).decode())
+walk('/')
+"""
+
+
+def board_files(board):
+    out = exec_lines(board, LIST_FILES)
+    return {line.split()[0]: line.split()[2] for line in out}
+
+
+def sha256(path):
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# Deploys build in a copy of the repository (repo_copy): `mqnode.py build` replaces
+# build/<board>/, where the firmware image is.
+
+
+def test_deploy_checks_the_real_firmware_abi(pico, repo_copy):
+    board = pico()
+    # the firmware says armv6m (its _mpy): a build for another board is refused untouched
+    r = deploy("--board", "esp32", "--port", board.device, "--no-reset", repo=repo_copy)
+    assert r.returncode == 1, r.stdout
+    assert "is a armv6m (rp2) machine, not esp32 (xtensawin): check --board" in r.stdout
+    assert board_files(board) == {}
+
+
+def test_fresh_deploy_then_only_what_changed(pico, repo_copy, tmp_path):
+    board = pico()
+    cfg = {"node_id": "pico-1", "topic_prefix": "t", "broker": {"host": "127.0.0.1"},
+           "sensors": [{"type": "bme280", "name": "air"}]}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "secrets.json").write_text(json.dumps({"broker_password": SECRET}))
+    args = ["--board", "rp2_pico_w", "--port", board.device, "--no-reset",
+            "--config", tmp_path / "config.json", "--secrets", tmp_path / "secrets.json"]
+    r = deploy(*args, repo=repo_copy)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "MicroPython 1.28.0;" in r.stdout
+    build = repo_copy / "build" / "rp2_pico_w"
+    stamp = json.loads((build / "mqnode.json").read_text())
+    have = board_files(board)
+    assert set(have) == set(stamp["files"]) | {"config.json", "secrets.json", "mqnode.json"}
+    for p in stamp["files"]:   # byte for byte what mpy-cross -march=armv6m made
+        assert have[p] == sha256(build / p), p
+
+    r = deploy(*args, repo=repo_copy)
+    assert r.returncode == 0 and copied(r.stdout) == ["mqnode.json"], r.stdout
+
+    node = repo_copy / "firmware" / "node.py"
+    node.write_text(node.read_text() + "\n_VERSION_NOTE = \"changed\"\n")
+    r = deploy(*args, repo=repo_copy)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert copied(r.stdout) == ["lib/node.mpy", "mqnode.json"], r.stdout
+    assert board_files(board)["lib/node.mpy"] == sha256(build / "lib" / "node.mpy")
+
+
+def test_logs_show_what_the_node_prints_after_a_reset(pico, repo_copy):
+    board = pico()
+    # no config.json deployed: after a reset main.py names what is missing, on the console
+    assert deploy("--board", "rp2_pico_w", "--port", board.device, "--no-reset",
+                  repo=repo_copy).returncode == 0
+    p = subprocess.Popen([sys.executable, str(REPO / "tools" / "mqnode.py"), "logs",
+                          "--port", str(board.device), "--duration", "15"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        board.reset()   # the RUN button: the board boots and runs main.py
+        out, _ = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 0
+    assert "mqnode: config: board rp2_pico_w: cannot read /config.json" in out, out

@@ -200,6 +200,10 @@ class EmulatedBoard:
             self._log.close()
             self._log = None
 
+    def reset(self):
+        """The RUN pin pulled low: this boot ends at once and the next starts (same flash)."""
+        self._end_proc(signal.SIGKILL)   # the relay sees it gone and boots again
+
     def kill(self):
         """Power cut: SIGKILL the emulator and boot no more (the ptys stay open, silent)."""
         self._killed = True
@@ -295,8 +299,8 @@ class EmulatedBoard:
             f.close()
         if self._stopping or self._killed:
             return
-        if rc == EXIT_RESET:
-            self._spawn()   # the chip reset itself: the next boot, same flash
+        if rc in (EXIT_RESET, -signal.SIGKILL):
+            self._spawn()   # the chip was reset: the next boot, same flash
             return
         with self._cond:
             self.dead = f"emulator exited with status {rc}"

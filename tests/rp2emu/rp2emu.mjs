@@ -120,6 +120,51 @@ function startOfFrames(usb, clock) {
   alarm.schedule(1e6);
 }
 
+/** Two PL011 interrupts (RP2040 datasheet §4.2) as MicroPython's UART driver needs them; rp2040js
+ * re-raises TXRIS whenever it looks at its interrupts (with TXIM on, as the driver leaves it,
+ * the core never leaves the handler) and has no receive timeout.
+ *   TX: raised when the FIFO drains through its trigger level, here at once after each byte
+ *       (bytes leave instantly); cleared by UARTICR, and not raised again by itself.
+ *   RT (receive timeout, RTRIS): raised when the RX FIFO holds data and nothing more arrived
+ *       for 32 bit periods; cleared when the FIFO is read empty or by UARTICR. MicroPython's
+ *       UART.IRQ_RXIDLE is this interrupt (network.PPP reads its input from it). */
+function pl011Interrupts(uart, mcu, clock) {
+  const UARTDR = 0x0;
+  const TXINTR = 1 << 5;
+  const RTINTR = 1 << 6;
+  uart.checkInterrupts = () => {
+    mcu.setInterrupt(uart.irq, !!(uart.interruptStatus & uart.interruptMask));
+  };
+  const write = uart.writeUint32.bind(uart);
+  uart.writeUint32 = (offset, value) => {
+    write(offset, value);
+    if (offset === UARTDR) {
+      uart.interruptStatus |= TXINTR;
+      uart.checkInterrupts();
+    }
+  };
+  const alarm = clock.createAlarm(() => {
+    if (!uart.rxFIFO.empty) {
+      uart.interruptStatus |= RTINTR;
+      uart.checkInterrupts();
+    }
+  });
+  const feed = uart.feedByte.bind(uart);
+  uart.feedByte = (value) => {
+    feed(value);
+    alarm.schedule((32 * 1e9) / (uart.baudDivider ? uart.baudRate : 115200));
+  };
+  const read = uart.readUint32.bind(uart);
+  uart.readUint32 = (offset) => {
+    const value = read(offset);
+    if (offset === UARTDR && uart.rxFIFO.empty && uart.interruptStatus & RTINTR) {
+      uart.interruptStatus &= ~RTINTR;
+      uart.checkInterrupts();
+    }
+    return value;
+  };
+}
+
 function log(msg) {
   process.stderr.write(`rp2emu: ${msg}\n`);
 }
@@ -168,6 +213,18 @@ async function main() {
   // USB CDC <-> stdin/stdout
   const cdc = new USBCDC(mcu.usbCtrl);
   startOfFrames(mcu.usbCtrl, sim.clock);
+  // A host with nothing to send sends nothing: rp2040js's USBCDC completes each read of the
+  // OUT endpoint at once, empty when it has no data, and the board's USB stack re-arms it
+  // every 10 us, so an idle board never sleeps. Here a read waits until there is data.
+  const completeRead = mcu.usbCtrl.onEndpointRead;
+  let pendingRead = null; // the size of the OUT read the board has armed, while no data
+  mcu.usbCtrl.onEndpointRead = (endpoint, size) => {
+    if (endpoint === cdc.outEndpoint && cdc.txFIFO.empty) {
+      pendingRead = size;
+    } else {
+      completeRead(endpoint, size);
+    }
+  };
   const hostIn = new ByteQueue();
   cdc.onSerialData = (buf) => process.stdout.write(Buffer.from(buf));
   process.stdin.on('data', (chunk) => {
@@ -180,6 +237,7 @@ async function main() {
   const uartIn = new ByteQueue();
   if (args.uart0Fd !== null) {
     const sock = new net.Socket({ fd: Number(args.uart0Fd), readable: true, writable: true });
+    pl011Interrupts(mcu.uart[0], mcu, sim.clock);
     mcu.uart[0].onByte = (b) => sock.write(Buffer.of(b));
     sock.on('data', (chunk) => {
       uartIn.push(chunk);
@@ -195,6 +253,11 @@ async function main() {
     const usbFifo = cdc.txFIFO;
     while (hostIn.length && usbFifo.itemCount < usbFifo.size) {
       cdc.sendSerialByte(hostIn.shift());
+    }
+    if (pendingRead !== null && !usbFifo.empty) {
+      const size = pendingRead;
+      pendingRead = null;
+      completeRead(cdc.outEndpoint, size);
     }
     const uart = mcu.uart[0];
     while (uartIn.length && !uart.rxFIFO.full) {

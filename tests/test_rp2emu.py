@@ -277,3 +277,71 @@ def test_logs_show_what_the_node_prints_after_a_reset(pico, repo_copy):
         p.kill()
     assert p.returncode == 0
     assert "mqnode: config: board rp2_pico_w: cannot read /config.json" in out, out
+
+
+# --------------------------------------------------------------------------- the network
+
+from netns import NetNamespace  # noqa: E402
+
+PEER = REPO / "tests" / "rp2emu" / "ppp_peer.py"
+HOST_IP, BOARD_IP = "10.77.0.1", "10.77.0.2"   # inside the test's own network namespace
+
+
+def _wait_text(path, text, timeout, what):
+    """Wait until the log file at `path` contains `text`; fail after timeout s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if path.exists() and text in path.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    log = path.read_text(errors="replace") if path.exists() else "(no log)"
+    pytest.fail(f"{what}: no {text!r} within {timeout} s; log:\n{log[-3000:]}", pytrace=False)
+
+
+def test_a_node_on_the_real_image_publishes_over_ppp_and_dies_with_a_will(pico, repo_copy,
+                                                                        prefix, tmp_path):
+    board = pico(uart0=True)
+    logs = {name: tmp_path / f"{name}.log" for name in ("peer", "mosquitto", "monitor")}
+
+    def log(name):
+        return open(logs[name], "w")
+
+    with NetNamespace() as ns:
+        ns.popen([sys.executable, "-u", PEER, "--tty", board.uart0_device, "--local", HOST_IP,
+                  "--remote", BOARD_IP], stdout=log("peer"), stderr=subprocess.STDOUT)
+        _wait_text(logs["peer"], "ppp: waiting", 10, "ppp_peer.py")
+        conf = tmp_path / "mosquitto.conf"
+        conf.write_text(f"listener 1883 {HOST_IP}\nallow_anonymous true\npersistence false\n"
+                        "log_dest stderr\nlog_type all\nuser root\n")
+        ns.popen(["mosquitto", "-c", conf], stdout=log("mosquitto"), stderr=subprocess.STDOUT)
+        _wait_text(logs["mosquitto"], " running", 10, "mosquitto in the namespace")
+        sub = ns.popen(["mosquitto_sub", "-h", HOST_IP, "-t", f"{prefix}/pico-1/telemetry",
+                        "-q", "1", "-C", "2", "-W", "120"], stdout=subprocess.PIPE, text=True)
+        monitor = ns.popen([sys.executable, "-u", REPO / "tools" / "monitor.py", "--host",
+                            HOST_IP, "--prefix", prefix, "--duration", "300"],
+                           stdout=log("monitor"), stderr=subprocess.STDOUT)
+        _wait_text(logs["monitor"], "subscribed", 10, "tools/monitor.py")
+        cfg = {"node_id": "pico-1", "topic_prefix": prefix, "network": "ppp",
+               "broker": {"host": HOST_IP, "keepalive": 10},
+               "telemetry": {"interval_s": 2, "qos": 1}, "sensors": []}
+        (tmp_path / "config.json").write_text(json.dumps(cfg))
+        # deploy and reset: the board boots into main.py, brings PPP up, connects, publishes
+        r = deploy("--board", "rp2_pico_w", "--port", board.device,
+                   "--config", tmp_path / "config.json", repo=repo_copy)
+        assert r.returncode == 0, r.stdout + r.stderr
+        try:
+            out, _ = sub.communicate(timeout=150)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"no telemetry; board:\n{board.last_lines(30)}\n--- ppp_peer.py\n"
+                        f"{logs['peer'].read_text()}", pytrace=False)
+        got = [json.loads(line) for line in out.splitlines()]
+        assert [t["node"] for t in got] == ["pico-1", "pico-1"], \
+            f"{out}\n--- board\n{board.last_lines(30)}\n--- ppp_peer.py\n{logs['peer'].read_text()}"
+        assert got[1]["seq"] == got[0]["seq"] + 1 and got[0]["interval_s"] == 2
+        assert f"mqnode: pico-1 network up {BOARD_IP}" in board.console_text()
+
+        # a power cut: the broker finds the node gone (1.5 x keepalive, §3.1.2.10) and
+        # publishes its will (§3.1.2.5), which the monitor raises as an alert
+        # (it may call the node silent first: telemetry stops too)
+        board.kill()
+        _wait_text(logs["monitor"], "ALERT pico-1: will", 60, "tools/monitor.py")

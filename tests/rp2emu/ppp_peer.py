@@ -16,7 +16,11 @@ rejects authentication (none here); its own LCP request has no options. IPCP: th
 gets --remote (a Configure-Nak of its 0.0.0.0), DNS and VJ compression are rejected; its
 own IPCP request is IP-Address --local. Anything but LCP, IPCP and IP gets a
 Protocol-Reject. It always sends with full headers and every control character escaped,
-which any peer must accept. Runs until SIGTERM; prints "ppp: up" when IP is open.
+which any peer must accept. Like pppd's `silent` option it sends nothing until the board's
+first LCP packet (requests sent to a board that is not listening yet would pile up in its
+UART and, answered late, restart the link); a Configure-Ack of any copy of our current
+request counts (the copies are the same request). Runs until SIGTERM; prints "ppp: up"
+when IP is open.
 """
 
 import argparse
@@ -37,7 +41,7 @@ CONF_REQ, CONF_ACK, CONF_NAK, CONF_REJ, TERM_REQ, TERM_ACK = 1, 2, 3, 4, 5, 6
 PROTO_REJ, ECHO_REQ, ECHO_REP, DISCARD = 8, 9, 10, 11
 LCP_OK = {1, 2, 5, 7, 8}         # MRU, ACCM, magic number, PFC, ACFC
 IPCP_ADDRESS = 3
-RESEND_S = 1.0                   # Configure-Request restart timer (RFC 1661 §4.6: 3 s default)
+RESEND_S = 3.0                   # Configure-Request restart timer (RFC 1661 §4.6)
 TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
 MAX_FRAME = 4096
 
@@ -89,6 +93,7 @@ class Peer:
         self.local, self.remote = local, remote
         self.say = say
         self.ident = 0
+        self.heard = False             # the board has sent LCP: it is listening
         self.rx = bytearray()          # bytes of the frame being received (unescaped)
         self.esc = False
         self.restart()
@@ -98,6 +103,7 @@ class Peer:
         self.lcp_ours = self.lcp_theirs = False
         self.ipcp_ours = self.ipcp_theirs = False
         self.next_req = 0.0
+        self.sent = set()              # identifiers of the copies of our current request
         self.up = False
 
     def send(self, proto, payload):
@@ -108,14 +114,18 @@ class Peer:
 
     def tick(self, now):
         """Send our Configure-Request until it is acknowledged (the restart timer)."""
-        if now < self.next_req:
+        if now < self.next_req or not self.heard:
             return
         self.next_req = now + RESEND_S
-        self.ident = (self.ident + 1) & 0xFF
         if not self.lcp_ours:
-            self.control(LCP, CONF_REQ, self.ident, b"")
+            proto, opts = LCP, b""
         elif self.lcp_theirs and not self.ipcp_ours:
-            self.control(IPCP, CONF_REQ, self.ident, encode([(IPCP_ADDRESS, self.local)]))
+            proto, opts = IPCP, encode([(IPCP_ADDRESS, self.local)])
+        else:
+            return
+        self.ident = (self.ident + 1) & 0xFF
+        self.sent.add((proto, self.ident))
+        self.control(proto, CONF_REQ, self.ident, opts)
 
     def link_bytes(self, data):
         for b in data:
@@ -151,6 +161,9 @@ class Peer:
             self.control(LCP, PROTO_REJ, self.ident, struct.pack(">H", proto) + data)
 
     def negotiate(self, proto, code, ident, data):
+        if proto == LCP and not self.heard:
+            self.heard = True
+            self.next_req = 0.0
         if code == CONF_REQ:
             opts = options(data)
             if opts is None:
@@ -176,7 +189,8 @@ class Peer:
                 else:
                     self.ipcp_theirs = True
                 self.next_req = 0.0
-        elif code == CONF_ACK and ident == self.ident:
+        elif code == CONF_ACK and (proto, ident) in self.sent:
+            self.sent = set()
             if proto == LCP:
                 self.lcp_ours = True
             else:

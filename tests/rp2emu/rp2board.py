@@ -390,6 +390,10 @@ class EmulatedBoard:
                         data = self._sock.recv(65536)
                     except BlockingIOError:
                         data = None
+                    except OSError:     # this boot's emulator is gone (killed, reset)
+                        data = None
+                        self._sock.close()
+                        self._sock = None
                     if data:
                         self._to_uart += data
                 if proc and proc.stderr.fileno() in r:
@@ -416,6 +420,8 @@ class EmulatedBoard:
                         del self._to_sock[:n]
                     except BlockingIOError:
                         pass
+                    except OSError:
+                        self._to_sock.clear()
         except Exception as e:  # keep the reason visible: the board is dead
             with self._cond:
                 self.dead = f"relay loop crashed: {e!r}"

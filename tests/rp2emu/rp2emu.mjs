@@ -120,28 +120,39 @@ function startOfFrames(usb, clock) {
   alarm.schedule(1e6);
 }
 
-/** Two PL011 interrupts (RP2040 datasheet §4.2) as MicroPython's UART driver needs them; rp2040js
- * re-raises TXRIS whenever it looks at its interrupts (with TXIM on, as the driver leaves it,
- * the core never leaves the handler) and has no receive timeout.
- *   TX: raised when the FIFO drains through its trigger level, here at once after each byte
- *       (bytes leave instantly); cleared by UARTICR, and not raised again by itself.
- *   RT (receive timeout, RTRIS): raised when the RX FIFO holds data and nothing more arrived
- *       for 32 bit periods; cleared when the FIFO is read empty or by UARTICR. MicroPython's
- *       UART.IRQ_RXIDLE is this interrupt (network.PPP reads its input from it). */
+/** The PL011's interrupts (RP2040 datasheet §4.2) as MicroPython's UART driver needs them.
+ * rp2040js raises TXRIS whenever it looks at its interrupts (with TXIM on, as the driver
+ * leaves it, the core never leaves the handler), raises RXRIS for every byte whatever the
+ * FIFO trigger level, and has no receive timeout. Here:
+ *   TX: raised when the FIFO drains through its trigger level, which is at once after each
+ *       byte (bytes leave instantly); cleared by UARTICR, not raised again by itself.
+ *   RX: raised while the RX FIFO holds at least the UARTIFLS.RXIFLSEL level (4, 8, 16, 24
+ *       or 28 of 32 entries; 16 after reset); cleared by reading below it, or UARTICR.
+ *   RT (receive timeout): raised when the RX FIFO holds data and nothing more arrived for
+ *       32 bit periods; cleared when the FIFO is read empty, or UARTICR. MicroPython's
+ *       UART.IRQ_RXIDLE is this interrupt (network.PPP reads its input on it), so bytes
+ *       below the RX level must stay in the FIFO until it fires, as on the chip. */
 function pl011Interrupts(uart, mcu, clock) {
   const UARTDR = 0x0;
+  const UARTIFLS = 0x34;
+  const RXINTR = 1 << 4;
   const TXINTR = 1 << 5;
   const RTINTR = 1 << 6;
+  let ifls = 0x12;
+  const rxLevel = () => [4, 8, 16, 24, 28][(ifls >> 3) & 7] || 28;
+  const update = () => {
+    if (uart.rxFIFO.itemCount >= rxLevel()) {
+      uart.interruptStatus |= RXINTR;
+    } else {
+      uart.interruptStatus &= ~RXINTR;
+    }
+    if (uart.rxFIFO.empty) {
+      uart.interruptStatus &= ~RTINTR;
+    }
+    uart.checkInterrupts();
+  };
   uart.checkInterrupts = () => {
     mcu.setInterrupt(uart.irq, !!(uart.interruptStatus & uart.interruptMask));
-  };
-  const write = uart.writeUint32.bind(uart);
-  uart.writeUint32 = (offset, value) => {
-    write(offset, value);
-    if (offset === UARTDR) {
-      uart.interruptStatus |= TXINTR;
-      uart.checkInterrupts();
-    }
   };
   const alarm = clock.createAlarm(() => {
     if (!uart.rxFIFO.empty) {
@@ -152,16 +163,32 @@ function pl011Interrupts(uart, mcu, clock) {
   const feed = uart.feedByte.bind(uart);
   uart.feedByte = (value) => {
     feed(value);
+    update();
     alarm.schedule((32 * 1e9) / (uart.baudDivider ? uart.baudRate : 115200));
   };
   const read = uart.readUint32.bind(uart);
   uart.readUint32 = (offset) => {
+    if (offset === UARTIFLS) {
+      return ifls;
+    }
     const value = read(offset);
-    if (offset === UARTDR && uart.rxFIFO.empty && uart.interruptStatus & RTINTR) {
-      uart.interruptStatus &= ~RTINTR;
-      uart.checkInterrupts();
+    if (offset === UARTDR) {
+      update();
     }
     return value;
+  };
+  const write = uart.writeUint32.bind(uart);
+  uart.writeUint32 = (offset, value) => {
+    if (offset === UARTIFLS) {
+      ifls = value & 0x3f;
+      update();
+      return;
+    }
+    write(offset, value);
+    if (offset === UARTDR) {
+      uart.interruptStatus |= TXINTR;
+      uart.checkInterrupts();
+    }
   };
 }
 

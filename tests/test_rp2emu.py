@@ -1,6 +1,6 @@
-"""The real Raspberry Pi Pico W image (build/rp2_pico_w/firmware.uf2) booted in the RP2040
-emulator (tests/rp2emu: rp2040js + a W25Q16JV flash chip model), driven with stock mpremote
-through the emulated board's USB serial port."""
+"""The real Raspberry Pi Pico W image (tools/firmware.py's rp2_pico_w build for the current
+sources) booted in the RP2040 emulator (tests/rp2emu: rp2040js + a W25Q16JV flash chip model),
+driven with stock mpremote through the emulated board's USB serial port."""
 import json
 import struct
 import subprocess
@@ -14,10 +14,27 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "tests" / "rp2emu"))
 from rp2board import BoardError, EmulatedBoard  # noqa: E402
 
-UF2 = REPO / "build" / "rp2_pico_w" / "firmware.uf2"
 MPREMOTE = str(REPO / ".venv" / "bin" / "mpremote")
 FLASH_SIZE = 2 * 1024 * 1024
 FS_BYTES = 848 * 1024          # RPI_PICO_W's MICROPY_HW_FLASH_STORAGE_BYTES, at the flash's end
+
+
+def pico_image():
+    """The Pico W image built from the current sources (tools/firmware.py's cache); fails,
+    never skips, when it has not been built."""
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import firmware
+    finally:
+        sys.path.pop(0)
+    try:
+        image = firmware.cached("rp2_pico_w")
+    except firmware.Failure as e:
+        pytest.fail(f"Pico W image: {e}", pytrace=False)
+    if image is None:
+        pytest.fail("the Pico W image for the current sources is not built: run "
+                    "`make firmware BOARD=rp2_pico_w` (`make test` does it first)", pytrace=False)
+    return image
 
 
 @pytest.fixture
@@ -25,13 +42,12 @@ def pico(tmp_path):
     """make(name="pico", flash=None, **kw) -> a booted EmulatedBoard (flash file in
     tmp_path/name unless given); all are stopped at teardown."""
     made = []
+    image = pico_image()
 
     def make(name="pico", flash=None, **kw):
-        if not UF2.is_file():
-            pytest.fail(f"{UF2} missing: run `make firmware BOARD=rp2_pico_w`", pytrace=False)
         d = tmp_path / name
         d.mkdir(exist_ok=True)
-        board = EmulatedBoard(UF2, flash or d / "flash.bin", link=d / "tty",
+        board = EmulatedBoard(image, flash or d / "flash.bin", link=d / "tty",
                               log=d / "console.log", **kw)
         made.append(board)
         return board.start()
@@ -135,6 +151,7 @@ def test_files_survive_a_soft_reset_and_an_emulator_restart(pico, tmp_path):
 
 FROZEN = ("mqtt", "sensors", "board", "config", "node", "probes")
 HEAP_RESULTS = REPO / "build" / "rp2_pico_w" / "mem_free.json"
+EXCHANGE = REPO / "tests" / "scenarios" / "session_qos_exchange.py"
 HEAP_SCRIPT = """
 import gc, os
 gc.collect(); fresh = gc.mem_free()
@@ -162,12 +179,42 @@ def test_the_frozen_modules_import_and_their_heap_is_recorded(pico, tmp_path):
     words = out[1].split()
     assert words[0] == "mem_free", out
     fresh, imported, client, node = (int(w) for w in words[1:])
-    figures = {"firmware": str(UF2.relative_to(REPO)), "fresh": fresh,
+    figures = {"firmware": str(pico_image()), "fresh": fresh,
                "after_import": imported, "after_client": client, "after_node": node}
+    HEAP_RESULTS.parent.mkdir(parents=True, exist_ok=True)
     HEAP_RESULTS.write_text(json.dumps(figures, indent=1) + "\n")
     print("gc.mem_free() on the emulated Pico W:", figures)
     # the heap figures are what they are (bench/ reports them); these are only sanity
     assert fresh > imported > client > node > 0
+
+
+def test_codec_and_session_run_qos_1_and_2_exchanges(pico, run_py):
+    # the same lines on CPython and on the RP2040, each step as §4.3.2 / §4.3.3 have it
+    want = [
+        "client: CONNECT emu-1 clean=True keepalive=30",
+        "events: CONNACK False 0",
+        "client: PUBLISH t/q1 b'one' qos=1 pid=1 dup=False",
+        "events: PUBACK 1 idle True",            # QoS 1 is done at PUBACK
+        "client: PUBLISH t/q2 b'two' qos=2 pid=2 dup=False",
+        "events: - idle False",                  # PUBREC: not done, PUBREL goes out
+        "client: PUBREL pid=2",
+        "events: PUBCOMP 2 idle True",
+        "client: SUBSCRIBE pid=3 [('t/in/#', 2)]",
+        "events: SUBACK 3 [2]",
+        "events: message t/in/a b'alpha' qos=1",
+        "client: PUBACK pid=7",                  # the receiver's PUBACK, same packet id
+        "events: message t/in/b b'beta' qos=2",
+        "client: PUBREC pid=8",
+        "events: -",                             # a re-send before PUBREL: not delivered again,
+        "client: PUBREC pid=8",                  # answered with PUBREC again
+        "events: -",
+        "client: PUBCOMP pid=8",                 # PUBREL answered with PUBCOMP
+        "done",
+    ]
+    host = run_py("cpython", EXCHANGE, pythonpath=(REPO / "tests",))
+    assert host.returncode == 0 and host.lines == want, host.output
+    board = pico()
+    assert _scenario_on_board(board, EXCHANGE, [REPO / "tests" / "codec_broker.py"]) == want
 
 
 def _scenario_on_board(board, scenario, files):

@@ -77,20 +77,17 @@ def _host_pty(link):
 
 def bootrom():
     """The RP2040 B1 bootrom (rp2040js's npm package lacks it), read where it is and never
-    copied: $MQNODE_VENDOR/, else ../shared/vendor/ beside this checkout or beside the main
-    checkout of a git worktree."""
-    dirs = [Path(os.environ["MQNODE_VENDOR"])] if os.environ.get("MQNODE_VENDOR") else []
-    tops = [REPO]
-    r = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--path-format=absolute",
-                        "--git-common-dir"], capture_output=True, text=True)
-    if r.returncode == 0 and r.stdout.strip():
-        tops.append(Path(r.stdout.strip()).parent)
-    dirs += [top.parent / "shared" / "vendor" for top in tops]
-    for d in dirs:
-        if (d / BOOTROM_NAME).is_file():
-            return d / BOOTROM_NAME
-    raise BoardError(f"RP2040 bootrom {BOOTROM_NAME} not found in "
-                     f"{', '.join(str(d) for d in dirs)} (set MQNODE_VENDOR to its folder)")
+    copied: the vendor folder tools/firmware.py uses ($MQNODE_VENDOR, or ../shared/vendor)."""
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import firmware
+    finally:
+        sys.path.pop(0)
+    d = firmware.vendor_dir()
+    if d is None or not (d / BOOTROM_NAME).is_file():
+        raise BoardError(f"RP2040 bootrom {BOOTROM_NAME} not found (in {d or '../shared/vendor'}"
+                         "; set MQNODE_VENDOR to the folder that has it)")
+    return d / BOOTROM_NAME
 
 
 def check_emulator():

@@ -107,6 +107,61 @@ def test_a_bad_uf2_is_refused_by_name(tmp_path):
 # --------------------------------------------------------------------------- the flash chip
 
 
+# Drives the chip model alone, one SPI transaction (CS low .. CS high) per t() call.
+CHIP_SCRIPT = """
+import { W25Q16JV } from './flash_chip.mjs';
+const mem = new Uint8Array(2 * 1024 * 1024).fill(0xff);
+const chip = new W25Q16JV(mem);
+const t = (...bytes) => { chip.select(); const r = bytes.map((b) => chip.transfer(b)); chip.deselect(); return r; };
+const hex = (a) => Buffer.from(a).toString('hex');
+const out = [];
+out.push('id ' + hex(t(0x9f, 0, 0, 0).slice(1)));
+t(0x02, 0x00, 0x10, 0x00, 0x12);                          // no WREN: ignored
+out.push('no-wren ' + hex(mem.subarray(0x1000, 0x1001)));
+t(0x06);
+out.push('sr-wel ' + hex(t(0x05, 0, 0).slice(1)));
+t(0x02, 0x00, 0x10, 0x00, 0x0f, 0xf3);
+out.push('sr-after ' + hex(t(0x05, 0).slice(1)));
+t(0x06); t(0x02, 0x00, 0x10, 0x00, 0xf0, 0x3f);           // program only clears bits
+out.push('and ' + hex(mem.subarray(0x1000, 0x1002)));
+t(0x06); t(0x02, 0x00, 0x11, 0xfe, 1, 2, 3, 4);           // wraps inside its page
+out.push('wrap ' + hex(mem.subarray(0x11fe, 0x1200)) + ' ' + hex(mem.subarray(0x1100, 0x1103)));
+out.push('read ' + hex(t(0x03, 0x00, 0x11, 0xfe, 0, 0, 0, 0).slice(4)));
+out.push('fast ' + hex(t(0x0b, 0x00, 0x11, 0xfe, 0, 0, 0).slice(5)));
+t(0x06); t(0x20, 0x00, 0x10);                             // CS high before the address ends
+out.push('short-erase ' + hex(mem.subarray(0x1000, 0x1001)));
+t(0x04);
+out.push('wrdi ' + hex(t(0x05, 0).slice(1)));
+mem[0x2000] = 0;
+t(0x06); t(0x20, 0x00, 0x1f, 0xff);                       // sector 0x1000..0x1fff
+out.push('sector ' + hex(mem.subarray(0x0fff, 0x1001)) + ' ' + hex(mem.subarray(0x1fff, 0x2001)));
+mem[0x30000] = 0; mem[0x40000] = 0;
+t(0x06); t(0xd8, 0x03, 0x80, 0x00);                       // 64 KiB block 0x30000..0x3ffff
+out.push('block ' + hex([mem[0x30000], mem[0x3ffff], mem[0x40000]]));
+console.log(out.join('\\n'));
+"""
+
+
+def test_flash_chip_model_follows_the_w25q16jv_datasheet():
+    r = subprocess.run(["node", "--input-type=module", "-e", CHIP_SCRIPT], cwd=REPO / "tests" /
+                       "rp2emu", capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "id ef4015",                      # JEDEC ID: Winbond, SPI, 16 Mbit
+        "no-wren ff",                     # program needs WREN first (WEL)
+        "sr-wel 0202",                    # status 1 repeats while CS stays low
+        "sr-after 00",                    # WEL clears when the program completes
+        "and 0033",                       # 0x0f & 0xf0, 0xf3 & 0x3f
+        "wrap 0102 0304ff",               # bytes past the page end go to its start
+        "read 0102ffff",                  # READ streams on into the next page
+        "fast 0102",                      # FAST READ: one dummy byte first
+        "short-erase 00",                 # CS high inside the address: not executed
+        "wrdi 00",                        # WRITE DISABLE clears WEL
+        "sector ffff ff00",               # 4 KiB erased, the neighbours kept
+        "block ffff00",                   # 64 KiB erased, the next block kept
+    ]
+
+
 def test_first_boot_formats_littlefs_on_the_emulated_flash(pico, tmp_path):
     board = pico()
     out = exec_lines(board, "import os, vfs; print(vfs.mount()[0][0], os.statvfs('/')[0:3])")

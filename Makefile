@@ -7,13 +7,14 @@ PYTEST_ARGS ?=
 MOSQUITTO_HINT := install mosquitto: apt-get install mosquitto mosquitto-clients
 
 .DEFAULT_GOAL := help
-.PHONY: help venv .venv test check-mosquitto demo clean bench build deploy flash logs
+.PHONY: help venv .venv test check-mosquitto images rp2emu demo clean bench firmware build deploy flash logs
 
 help:
 	@echo "make venv    create .venv and install requirements.txt"
-	@echo "make test    run pytest on CPython + MicroPython against mosquitto (PYTEST_ARGS=... to narrow)"
+	@echo "make test    run pytest on CPython + MicroPython (64-bit, and the 32-bit host image) against mosquitto (PYTEST_ARGS=... to narrow)"
 	@echo "make demo    broker + three simulated nodes on MicroPython + the fleet monitor"
 	@echo "make bench   run bench/write_split.py and bench/heap.py (needs mosquitto; tables in bench/results/)"
+	@echo "make firmware BOARD=host|rp2_pico_w|esp32  MicroPython image with the board's modules frozen, into build/<board>"
 	@echo "make build  BOARD=esp32                    compile for a board into build/<board>"
 	@echo "make deploy BOARD=esp32 PORT=/dev/ttyUSB0  copy what changed + firmware/config.json, secrets.json"
 	@echo "make flash  BOARD=esp32 PORT=... FIRMWARE=file.bin   write MicroPython (rp2: FIRMWARE=x.uf2)"
@@ -34,8 +35,24 @@ check-mosquitto:
 		if ! command -v $$c >/dev/null 2>&1 && ! test -x /usr/bin/$$c; then \
 			echo "$$c not found -- $(MOSQUITTO_HINT)" >&2; exit 1; fi; done
 
+# The RP2040 emulator the Pico W tests boot the firmware in (tests/rp2emu): rp2040js, pinned
+# by tests/rp2emu/package-lock.json. Needs node >= 18 and npm (Debian: nodejs npm).
+RP2EMU_STAMP := tests/rp2emu/node_modules/.package-lock.json
+$(RP2EMU_STAMP): tests/rp2emu/package.json tests/rp2emu/package-lock.json
+	cd tests/rp2emu && npm ci --no-audit --no-fund
+	touch $@
+
+rp2emu: $(RP2EMU_STAMP)
+
+# The images the tests run: the host board's 32-bit unix port (the micropython32 runtime) and
+# the Pico W's UF2. tools/firmware.py caches them outside the tree (~/.cache/mqnode/firmware),
+# so this is instant when lib/, firmware/ and boards/ are unchanged.
+images: $(STAMP)
+	$(VENV)/bin/python tools/firmware.py --board host
+	$(VENV)/bin/python tools/firmware.py --board rp2_pico_w
+
 # pytest's own exit status is also left in build/pytest.status (make itself exits 2 on failure).
-test: $(STAMP) check-mosquitto
+test: $(STAMP) check-mosquitto images rp2emu
 	@mkdir -p build; rm -f build/pytest.status
 	@echo "$(VENV)/bin/python -m pytest $(PYTEST_ARGS)"
 	@rc=0; $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; echo $$rc > build/pytest.status; exit $$rc
@@ -63,6 +80,9 @@ PORT     ?= /dev/ttyUSB0
 CONFIG   ?= $(wildcard firmware/config.json)
 SECRETS  ?= $(wildcard firmware/secrets.json)
 MQNODE   := $(VENV)/bin/python tools/mqnode.py
+
+firmware: $(STAMP)
+	$(MQNODE) firmware --board $(BOARD)
 
 build: $(STAMP)
 	$(MQNODE) build --board $(BOARD)

@@ -24,6 +24,8 @@ _SCHEMA = (
     ("broker.mqtt_version", int, 4, lambda v: v in (4, 5), "4 (MQTT 3.1.1) or 5 (MQTT 5.0)"),
     ("broker.will_delay_s", int, 0, lambda v: 0 <= v <= 86400, "0..86400 seconds"),
     ("wifi.ssid", str, "", lambda v: len(v) <= 32, "at most 32 characters"),
+    ("network", str, "wifi", lambda v: v in ("wifi", "ppp"),
+                '"wifi", or "ppp" (rp2_pico_w: PPP on UART0, see boards/README.md)'),
     ("telemetry.interval_s", int, 60, lambda v: 1 <= v <= 86400, "1..86400 seconds"),
     ("telemetry.qos", int, 1, lambda v: v in (0, 1, 2), "0, 1 or 2"),
     ("buffer", int, 32, lambda v: 1 <= v <= 1000, "1..1000 readings"),

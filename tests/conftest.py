@@ -19,8 +19,18 @@ Independent observers (mosquitto-clients CLI tools)
     fixture sub -> the Sub class, but every Sub is stopped at teardown
     fixture pub -> the pub function
 
-Same source on two runtimes
-    fixture runtime -> "cpython" | "micropython" (parametrized; ids show in test names)
+Same source on three runtimes
+    fixture runtime -> "cpython" | "micropython" | "micropython32" (parametrized; ids show in
+        test names). micropython: the 64-bit unix port from PyPI, lib/ loaded from files (what
+        `pip install` users get). micropython32: the host board's 32-bit image built by
+        tools/firmware.py (`make firmware BOARD=host`), with lib/mqtt, sensors, firmware and
+        the board FROZEN in, as on a board: lib/ is not on its path and .frozen comes first.
+    MICROPYTHONS: the two MicroPython runtimes (for `runtime in MICROPYTHONS`)
+    fixture mp_runtime -> "micropython" | "micropython32": for what only MicroPython runs
+        (the node, the boards' board.py)
+    micropython32_exe() -> that image; fails (never skips) if it is not built for the
+        current sources
+    frozen_modules(image) -> set of the module names frozen in a tools/firmware.py image
     run_py(runtime, script, args=(), env=None, timeout=60, heapsize=None, cwd=None,
            pythonpath=()) -> PyResult(returncode, stdout, stderr, lines)
     fixture start_py -> callable(runtime, script, args=(), env=None, heapsize=None,
@@ -33,15 +43,18 @@ Misc
     REPO, LIB: paths of the repository and of lib/
 """
 
+import atexit
 import os
 import queue
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -50,7 +63,8 @@ REPO = Path(__file__).resolve().parent.parent
 LIB = REPO / "lib"
 
 APT_HINT = "install mosquitto: apt-get install mosquitto mosquitto-clients"
-RUNTIMES = ["cpython", "micropython"]
+RUNTIMES = ["cpython", "micropython", "micropython32"]
+MICROPYTHONS = ("micropython", "micropython32")
 DEFAULT_HEAPSIZE = "256k"
 
 
@@ -387,7 +401,13 @@ def _pub_fixture():
 
 @pytest.fixture(params=RUNTIMES)
 def runtime(request):
-    """"cpython" or "micropython"; shows up in test ids: test_x[cpython], test_x[micropython]."""
+    """"cpython", "micropython" or "micropython32"; shows up in test ids: test_x[cpython]."""
+    return request.param
+
+
+@pytest.fixture(params=MICROPYTHONS)
+def mp_runtime(request):
+    """"micropython" or "micropython32", for tests of what only MicroPython runs."""
     return request.param
 
 
@@ -403,8 +423,42 @@ def micropython_exe():
     return found
 
 
+@lru_cache(maxsize=None)
+def _host_image():
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import firmware
+    finally:
+        sys.path.pop(0)
+    try:
+        image = firmware.cached("host")
+    except firmware.Failure as e:
+        return None, str(e)
+    return image, None
+
+
+def micropython32_exe():
+    """The host board's 32-bit image built from the current lib/, firmware/ and boards/host
+    (tools/firmware.py's cache). Fails, never skips, when it has not been built."""
+    image, why = _host_image()
+    if image is None:
+        pytest.fail("the 32-bit MicroPython image for the current sources is not built"
+                    + (f" ({why})" if why else "") + ": run `make firmware BOARD=host` "
+                    "(`make test` does it first)", pytrace=False)
+    return str(image)
+
+
+@lru_cache(maxsize=None)
+def frozen_modules(image):
+    """Module names frozen in a tools/firmware.py image ("mqtt.client", "asyncio", ...)."""
+    names = Path(image).with_name("frozen.txt").read_text().split()
+    return {n[:-3].replace("/", ".").replace(".__init__", "") for n in names}
+
+
 def py_command(runtime, script, args=(), env=None, heapsize=None, pythonpath=()):
-    """(argv, env) that runs `script` on `runtime` with lib/ (plus `pythonpath`) importable."""
+    """(argv, env) that runs `script` on `runtime` with lib/ (plus `pythonpath`) importable;
+    on micropython32 the frozen modules instead of lib/ (then `pythonpath`, the script's own
+    folder)."""
     paths = [str(p) for p in pythonpath] + [str(LIB)]
     full_env = dict(os.environ)
     if runtime == "cpython":
@@ -414,6 +468,17 @@ def py_command(runtime, script, args=(), env=None, heapsize=None, pythonpath=())
         argv = [micropython_exe(), "-X", f"heapsize={heapsize or DEFAULT_HEAPSIZE}", str(script)]
         # ".frozen" must stay: asyncio (and other micropython-lib modules) are frozen in.
         full_env["MICROPYPATH"] = ":".join(paths + [".frozen"])
+    elif runtime == "micropython32":
+        # MicroPython puts a script's folder first on sys.path, ahead of the frozen code under
+        # test (firmware/main.py's folder holds node.py, ...): so it runs a copy of the script,
+        # alone in a folder of its own, and the script's folder comes after .frozen.
+        exe, script = micropython32_exe(), Path(script)
+        alone = Path(tempfile.mkdtemp(prefix="mqnode-mp32-"))
+        atexit.register(shutil.rmtree, alone, True)
+        shutil.copyfile(script, alone / script.name)
+        argv = [exe, "-X", f"heapsize={heapsize or DEFAULT_HEAPSIZE}", str(alone / script.name)]
+        full_env["MICROPYPATH"] = ":".join([".frozen"] + [str(p) for p in pythonpath]
+                                           + [str(script.parent)])
     else:
         raise ValueError(f"unknown runtime {runtime!r}")
     argv += [str(a) for a in args]
@@ -445,7 +510,7 @@ class PyResult:
 
 def run_py(runtime, script, args=(), env=None, timeout=60, heapsize=None, cwd=None,
            pythonpath=()):
-    """Run the script file on `runtime` ("cpython"/"micropython") and wait for it.
+    """Run the script file on `runtime` (one of RUNTIMES) and wait for it.
     A timeout fails the test with the output so far."""
     argv, full_env = py_command(runtime, script, args, env, heapsize, pythonpath)
     try:

@@ -140,7 +140,8 @@ def test_session_lost_is_reported(run_py, runtime):
 
 
 def test_packet_ids_wrap_past_65535_around_one_in_flight(run_py, runtime):
-    r = run_py(runtime, REPO / "tests" / "scenarios" / "pid_wrap.py", [70000], timeout=120)
+    r = run_py(runtime, REPO / "tests" / "scenarios" / "pid_wrap.py", [70000], timeout=120,
+               pythonpath=(REPO / "tests",))
     assert r.returncode == 0, r
     assert r.lines == ["held 1 still in flight True", "wrapped True bad []"], r
 

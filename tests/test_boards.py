@@ -103,18 +103,26 @@ def test_board_py_compiles_with_mpy_cross(name, tmp_path):
 # --------------------------------------------------------------------------- manifests
 
 
+# the manifest each board's image starts from: the unix port's standard variant (asyncio);
+# RPI_PICO_W's own (bundle-networking); ESP32_GENERIC has none, the port's boards/manifest.py
+PORT_MANIFESTS = {"host": "variants/standard/manifest.py",
+                  "rp2_pico_w": "boards/RPI_PICO_W/manifest.py", "esp32": "boards/manifest.py"}
+
+
 def run_manifest(name, tmp_path, mdir=None):
     """Execute boards/<name>/manifest.py as MicroPython's manifestfile.py does (cwd = the
     manifest's folder, $(VAR) substituted, relative paths resolved from there) with
     recording stubs. Returns [(function, resolved path)] of every file it names."""
     mdir = mdir or BOARDS_DIR / name
     port_dir = tmp_path / "port"          # stands in for $(PORT_DIR) of a MicroPython tree
-    (port_dir / "boards").mkdir(parents=True)
-    (port_dir / "boards" / "manifest.py").write_text("")
-    (port_dir / "variants").mkdir()
-    (port_dir / "variants" / "manifest.py").write_text("")   # the unix port's
+    board_dir = port_dir / "boards" / board_json(name)["micropython_board"]
+    for m in PORT_MANIFESTS.values():     # the port's and the board's own manifests
+        (port_dir / m).parent.mkdir(parents=True, exist_ok=True)
+        (port_dir / m).write_text("")
+    board_dir.mkdir(parents=True, exist_ok=True)
+    (board_dir / "manifest.py").write_text("")
     pvars = {"MPY_DIR": str(tmp_path), "PORT_DIR": str(port_dir),
-             "BOARD_DIR": str(port_dir / "boards" / "X"), "MPY_LIB_DIR": str(tmp_path / "lib")}
+             "BOARD_DIR": str(board_dir), "MPY_LIB_DIR": str(tmp_path / "lib")}
 
     def resolve(path):
         for k, v in pvars.items():
@@ -153,8 +161,9 @@ def test_manifest_names_existing_paths(name, tmp_path):
     missing = [(f, str(p)) for f, p in named if f != "require" and not Path(p).exists()]
     assert not missing, missing
     got = {(f, str(p)) for f, p in named}
-    port_manifest = "variants" if name == "host" else "boards"
-    assert ("include", str(tmp_path / "port" / port_manifest / "manifest.py")) in got
+    # what the port itself builds that board with, so the image keeps asyncio (and on the
+    # Pico W ntptime and the networking bundle); tests/test_firmware.py checks the images
+    assert ("include", str(tmp_path / "port" / PORT_MANIFESTS[name])) in got
     if name == "host":
         for sim in ("fake_i2c.py", "fake_onewire.py", "fake_adc.py"):
             assert ("module", str(BOARDS_DIR / name / sim)) in got
@@ -180,9 +189,12 @@ def test_manifest_check_can_fail(tmp_path):
 # --------------------------------------------------------------------------- on MicroPython
 
 
-def run_board(name, check, *args):
-    r = run_py("micropython", BOARDSIM / "run_board.py", args=(HARDWARE[name], check) + args,
-               pythonpath=(BOARDSIM, BOARDS_DIR / name), timeout=30)
+def run_board(runtime, name, check, *args):
+    # BOARD_DIR: run_board.py imports that board.py, also ahead of .frozen (the micropython32
+    # image freezes the host's board.py; these boards' own images would freeze theirs)
+    r = run_py(runtime, BOARDSIM / "run_board.py", args=(HARDWARE[name], check) + args,
+               pythonpath=(BOARDSIM, BOARDS_DIR / name), env={"BOARD_DIR": BOARDS_DIR / name},
+               timeout=30)
     assert r.returncode == 0, r.output
     return json.loads(r.lines[-1])
 
@@ -192,8 +204,8 @@ def hw(request):
     return request.param
 
 
-def test_bus_built_from_pins_and_cached(hw):
-    out = run_board(hw, "bus")
+def test_bus_built_from_pins_and_cached(hw, mp_runtime):
+    out = run_board(mp_runtime, hw, "bus")
     pins = board_json(hw)["pins"]
     assert out["name"] == hw
     assert out["i2c"] == [[0, pins["i2c_scl"], pins["i2c_sda"], 400000]]   # built once
@@ -203,15 +215,15 @@ def test_bus_built_from_pins_and_cached(hw):
     assert out["adc_value"] == 41000 == out["adc_value2"]
 
 
-def test_esp32_adc_is_calibrated_and_attenuated():
-    out = run_board("esp32", "bus")
+def test_esp32_adc_is_calibrated_and_attenuated(mp_runtime):
+    out = run_board(mp_runtime, "esp32", "bus")
     assert out["adc_read_uv"] is True          # the battery driver prefers read_uv()
     # machine.ADC(Pin(35), atten=ATTN_11DB) made once, before the reads
     assert out["adc_calls"] == [["ADC.read_u16", 35, True], ["ADC.read_u16", 35, True]]
 
 
-def test_pico_w_vsys_read_keeps_the_wifi_chip_out():
-    out = run_board("rp2_pico_w", "bus")
+def test_pico_w_vsys_read_keeps_the_wifi_chip_out(mp_runtime):
+    out = run_board(mp_runtime, "rp2_pico_w", "bus")
     assert out["adc_read_uv"] is False
     one = [["disable_irq"], ["Pin", 25, 1, 1], ["ADC", 29, None], ["ADC.read_u16", 29, False],
            ["enable_irq", True]]
@@ -219,20 +231,20 @@ def test_pico_w_vsys_read_keeps_the_wifi_chip_out():
     assert out["adc_calls"] == one + one
 
 
-def test_watchdog(hw):
-    out = run_board(hw, "watchdog")
+def test_watchdog(hw, mp_runtime):
+    out = run_board(mp_runtime, hw, "watchdog")
     if hw == "rp2_pico_w":
         assert out["timeouts"] == [2000, 8000, 8388, 8388, 8388]
     else:
         assert out["timeouts"] == [2000, 8000, 9000, 30000, 3600000]
 
 
-def test_reset_and_deep_sleep(hw):
-    assert run_board(hw, "reset")["calls"] == [["reset"], ["deepsleep", 60000]]
+def test_reset_and_deep_sleep(hw, mp_runtime):
+    assert run_board(mp_runtime, hw, "reset")["calls"] == [["reset"], ["deepsleep", 60000]]
 
 
-def test_network_up_after_a_few_polls(hw):
-    out = run_board(hw, "net_ok")
+def test_network_up_after_a_few_polls(hw, mp_runtime):
+    out = run_board(mp_runtime, hw, "net_ok")
     assert out["ip"] == "192.168.4.23"
     assert out["connects"] == [["HomeNet", PASSWORD]]
     assert 250 <= out["elapsed_ms"] < 2000
@@ -240,15 +252,15 @@ def test_network_up_after_a_few_polls(hw):
         assert out["configs"] == [{"pm": 0xA11140}]
 
 
-def test_network_already_up_returns_at_once(hw):
-    out = run_board(hw, "net_up")
+def test_network_already_up_returns_at_once(hw, mp_runtime):
+    out = run_board(mp_runtime, hw, "net_up")
     assert out["ip"] == "192.168.4.23"
     assert out["connects"] == []
     assert out["elapsed_ms"] < 100
 
 
-def test_network_never_up_raises_after_tries(hw):
-    out = run_board(hw, "net_never")   # timeout_ms=300, tries=3, pauses 50 + 100 ms
+def test_network_never_up_raises_after_tries(hw, mp_runtime):
+    out = run_board(mp_runtime, hw, "net_never")   # timeout_ms=300, tries=3, pauses 50 + 100 ms
     assert out["error_type"] == "OSError"
     assert len(out["connects"]) == 3
     assert out["disconnects"] == 3     # between tries, and once at the end
@@ -261,40 +273,40 @@ def test_network_never_up_raises_after_tries(hw):
     assert PASSWORD not in msg
 
 
-def test_network_no_constants_falls_back(hw):
-    out = run_board(hw, "net_badpw", "noconst")
+def test_network_no_constants_falls_back(hw, mp_runtime):
+    out = run_board(mp_runtime, hw, "net_badpw", "noconst")
     assert "STAT_WRONG_PASSWORD" in out["error"] and PASSWORD not in out["error"]
     assert out["elapsed_ms"] < 3000
 
 
-def test_network_wrong_password_ends_each_try_early(hw):
-    out = run_board(hw, "net_badpw")   # timeout_ms=3000, tries=2; bad auth after 150 ms
+def test_network_wrong_password_ends_each_try_early(hw, mp_runtime):
+    out = run_board(mp_runtime, hw, "net_badpw")   # timeout_ms=3000, tries=2; bad auth after 150 ms
     assert len(out["connects"]) == 2
     assert out["elapsed_ms"] < 3000    # well inside one try's timeout, for both tries
     assert "STAT_WRONG_PASSWORD" in out["error"] and PASSWORD not in out["error"]
 
 
-def test_network_second_try_succeeds(hw):
-    out = run_board(hw, "net_second")
+def test_network_second_try_succeeds(hw, mp_runtime):
+    out = run_board(mp_runtime, hw, "net_second")
     assert out["ip"] == "192.168.4.23"
     assert len(out["connects"]) == 2 and out["disconnects"] == 1
     assert out["elapsed_ms"] < 3000    # the no-AP try ended early
 
 
-def test_config_reads_both_files(hw, tmp_path):
+def test_config_reads_both_files(hw, tmp_path, mp_runtime):
     (tmp_path / "config.json").write_text('{"node_id": "n1"}')
     (tmp_path / "secrets.json").write_text('{"wifi_password": "x"}')
-    out = run_board(hw, "config", tmp_path / "config.json", tmp_path / "secrets.json")
+    out = run_board(mp_runtime, hw, "config", tmp_path / "config.json", tmp_path / "secrets.json")
     assert out["result"] == ['{"node_id": "n1"}', '{"wifi_password": "x"}', {}]
 
 
-def test_config_without_secrets(hw, tmp_path):
+def test_config_without_secrets(hw, tmp_path, mp_runtime):
     (tmp_path / "config.json").write_text('{"node_id": "n1"}')
-    out = run_board(hw, "config", tmp_path / "config.json", tmp_path / "secrets.json")
+    out = run_board(mp_runtime, hw, "config", tmp_path / "config.json", tmp_path / "secrets.json")
     assert out["result"] == ['{"node_id": "n1"}', "{}", {}]
 
 
-def test_config_missing_is_a_clear_error(hw, tmp_path):
-    out = run_board(hw, "config", tmp_path / "config.json", tmp_path / "secrets.json")
+def test_config_missing_is_a_clear_error(hw, tmp_path, mp_runtime):
+    out = run_board(mp_runtime, hw, "config", tmp_path / "config.json", tmp_path / "secrets.json")
     assert "error" in out, out
     assert str(tmp_path / "config.json") in out["error"] and "cannot read" in out["error"]

@@ -1,4 +1,4 @@
-"""Proof that the harness in conftest.py works: brokers, CLI observers, both runtimes."""
+"""Proof that the harness in conftest.py works: brokers, CLI observers, the runtimes."""
 
 
 def test_pub_sub_round_trip(mosquitto, prefix, sub, pub):
@@ -53,8 +53,10 @@ async def main(tag):
     await asyncio.sleep(0.01)
     return tag + "-done"
 
-print(sys.implementation.name, asyncio.run(main(sys.argv[1])))
+print(sys.implementation.name, 64 if sys.maxsize > 2 ** 32 else 32, asyncio.run(main(sys.argv[1])))
 """
+# what each runtime is: the interpreter and its word size
+IS = {"cpython": "cpython 64", "micropython": "micropython 64", "micropython32": "micropython 32"}
 
 
 def test_run_py_asyncio(runtime, run_py, tmp_path):
@@ -62,7 +64,7 @@ def test_run_py_asyncio(runtime, run_py, tmp_path):
     script.write_text(ASYNC_SCRIPT)
     r = run_py(runtime, script, args=["x"], timeout=30)
     assert r.returncode == 0, r
-    assert r.lines == [f"{runtime} x-done"]
+    assert r.lines == [f"{IS[runtime]} x-done"]
 
 
 def test_run_py_reports_failure(runtime, run_py, tmp_path):
@@ -72,11 +74,11 @@ def test_run_py_reports_failure(runtime, run_py, tmp_path):
     assert (r.returncode, r.lines) == (3, ["before"])
 
 
-def test_micropython_small_heap(run_py, tmp_path):
+def test_micropython_small_heap(run_py, mp_runtime, tmp_path):
     script = tmp_path / "heap.py"
     script.write_text("b = bytearray(100 * 1024)\n")
-    assert run_py("micropython", script, heapsize="256k").returncode == 0
-    r = run_py("micropython", script, heapsize="64k")
+    assert run_py(mp_runtime, script, heapsize="256k").returncode == 0
+    r = run_py(mp_runtime, script, heapsize="64k")
     assert r.returncode != 0 and "MemoryError" in r.output
 
 

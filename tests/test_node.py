@@ -18,13 +18,14 @@ UNITS = {"temperature": "C", "humidity": "%RH", "pressure": "hPa", "voltage": "V
 
 
 @pytest.fixture
-def node(start_py, mosquitto, prefix):
-    """start(node_id, *extra_args) -> the node's PyProcess, on the host board."""
+def node(start_py, mp_runtime, mosquitto, prefix):
+    """start(node_id, *extra_args) -> the node's PyProcess, on the host board (on both
+    MicroPython runtimes: micropython32 runs the firmware and the board frozen)."""
 
     def start(node_id="n1", *args, broker=None):
         b = broker or mosquitto
         argv = ["--id", node_id, "--broker", f"{b.host}:{b.port}", "--prefix", prefix, *args]
-        return start_py("micropython", MAIN, argv, pythonpath=(HOST,), cwd=REPO)
+        return start_py(mp_runtime, MAIN, argv, pythonpath=(HOST,), cwd=REPO)
 
     return start
 
@@ -158,26 +159,26 @@ def test_retained_command_is_refused(node, mosquitto, sub, prefix):
     (["--interval", "0"], "telemetry.interval_s: must be 1..86400 seconds"),
     (["--id", "a/b"], "node_id: must be 1..64 characters without / + #"),
 ])
-def test_bad_config_stops_with_the_field_named(run_py, args, field):
-    r = run_py("micropython", MAIN, args, pythonpath=(HOST,), cwd=REPO, timeout=20)
+def test_bad_config_stops_with_the_field_named(run_py, mp_runtime, args, field):
+    r = run_py(mp_runtime, MAIN, args, pythonpath=(HOST,), cwd=REPO, timeout=20)
     assert r.returncode == 2, r
     assert r.lines == ["mqnode: config: " + field], r
 
 
-def test_bad_config_file_never_shows_secrets(run_py, tmp_path):
+def test_bad_config_file_never_shows_secrets(run_py, mp_runtime, tmp_path):
     cfg = json.loads((HOST / "config.json").read_text())
     del cfg["broker"]["host"]
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     (tmp_path / "secrets.json").write_text(json.dumps(
         {"wifi_password": "wifi-pw-0451", "broker_username": "u", "broker_password": "mqtt-pw-9d2"}))
-    r = run_py("micropython", MAIN, ["--config", tmp_path / "config.json",
-                                     "--secrets", tmp_path / "secrets.json"],
+    r = run_py(mp_runtime, MAIN, ["--config", tmp_path / "config.json",
+                                  "--secrets", tmp_path / "secrets.json"],
                pythonpath=(HOST,), cwd=REPO, timeout=20)
     assert r.returncode == 2 and r.lines == ["mqnode: config: broker.host: missing "
                                              "(a host name or IP address)"], r
     (tmp_path / "secrets.json").write_text('{"broker_password": "mqtt-pw-9d2"}')
-    r = run_py("micropython", MAIN, ["--config", HOST / "config.json",
-                                     "--secrets", tmp_path / "secrets.json"],
+    r = run_py(mp_runtime, MAIN, ["--config", HOST / "config.json",
+                                  "--secrets", tmp_path / "secrets.json"],
                pythonpath=(HOST,), cwd=REPO, timeout=20)
     assert r.returncode == 2, r
     assert r.lines == ["mqnode: config: secrets.json: broker_password needs broker_username"]

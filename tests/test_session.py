@@ -17,7 +17,7 @@ from mqtt import codec  # noqa: E402
 from mqtt.codec import (  # noqa: E402
     CONNACK, PINGREQ, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK,
     UNSUBSCRIBE, Message, ack, frame)
-from mqtt.codec_broker import PINGRESP_PACKET, connack, decode_client, suback  # noqa: E402
+from codec_broker import PINGRESP_PACKET, connack, decode_client, suback  # noqa: E402
 from mqtt.errors import (  # noqa: E402
     ConnectionLost, ConnectRefused, MQTTError, NotConnected, ProtocolError)
 from mqtt.session import Session  # noqa: E402
@@ -693,7 +693,7 @@ def test_messages_before_a_bad_packet_are_not_taken_as_received():
     # One chunk: a good QoS 1 PUBLISH, then a malformed packet. The connection dies,
     # the message never reached the application, so the broker's DUP re-send must be
     # delivered (not suppressed as a duplicate).
-    from mqtt.codec_broker import connack
+    from codec_broker import connack
     s = Session("bad-chunk", clean=False)
     s.start(0)
     s.take(0)

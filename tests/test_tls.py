@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from conftest import REPO, Mosquitto, free_port
+from conftest import MICROPYTHONS, REPO, Mosquitto, free_port
 from pki import make_pki
 
 SCEN = REPO / "tests" / "scenarios" / "tls_client.py"
@@ -82,7 +82,7 @@ def connects_seen(broker, client_id):
 
 @pytest.mark.parametrize("case", ["ca-bytes", "ca-path"])
 def test_the_right_ca_connects(run_py, runtime, broker, pki, case):
-    if case == "ca-path" and runtime == "micropython":
+    if case == "ca-path" and runtime in MICROPYTHONS:
         case = "ca-path"   # MicroPython reads the file itself: the same API on a board
     lines = run(run_py, runtime, case, broker.tls_ports["good"], pki)
     assert lines[1:] == ["up", "granted [1]", "flushed"], lines
@@ -108,7 +108,7 @@ def test_bad_certificates_fail_before_any_connect_byte(run_py, runtime, broker, 
         assert lines[1:] == ["up", "granted [1]", "flushed"], lines
         return
     assert lines[1].startswith("failed "), lines
-    assert why[runtime == "micropython"] in lines[1], lines
+    assert why[runtime in MICROPYTHONS] in lines[1], lines
     # mosquitto never saw a CONNECT from us on that listener
     assert connects_seen(broker, cid) == before
 
@@ -163,7 +163,7 @@ def test_node_waits_for_a_set_clock_before_verifying(run_py, runtime, broker, pk
     assert r.lines[-1] == "connects 0 task False", r
 
 
-def test_node_over_tls(start_py, broker, pki, sub, tmp_path):
+def test_node_over_tls(start_py, mp_runtime, broker, pki, sub, tmp_path):
     # the host-board node, TLS to the broker with the CA file named in its config
     cfg = json.loads((REPO / "boards" / "host" / "config.json").read_text())
     cfg.update(node_id="tls-node", topic_prefix="nodes",
@@ -173,7 +173,7 @@ def test_node_over_tls(start_py, broker, pki, sub, tmp_path):
     (tmp_path / "secrets.json").write_text(json.dumps(
         {"broker_username": "node", "broker_password": PASSWORD}))
     s = sub(broker, "nodes/tls-node/telemetry", qos=1, username="node", password=PASSWORD)
-    p = start_py("micropython", REPO / "firmware" / "main.py",
+    p = start_py(mp_runtime, REPO / "firmware" / "main.py",
                  ["--config", tmp_path / "config.json", "--secrets", tmp_path / "secrets.json"],
                  pythonpath=(REPO / "boards" / "host",), cwd=REPO)
     got = s.wait_for(2, timeout=30)

@@ -17,7 +17,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "lib"))
 
 from mqtt import codec5  # noqa: E402
-from mqtt import codec5_broker as B  # noqa: E402
+import codec5_broker as B  # noqa: E402
 from mqtt.codec import PUBACK, PUBREC, SUBSCRIBE, UNSUBSCRIBE, frame  # noqa: E402
 from mqtt.codec5 import (  # noqa: E402
     AUTH, ASSIGNED_CLIENT_ID, MAXIMUM_PACKET_SIZE, MESSAGE_EXPIRY, RECEIVE_MAXIMUM,

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """mqnode: build, deploy and flash nodes (host side, CPython only).
 
+    python tools/mqnode.py firmware --board B [--out DIR]   (tools/firmware.py: a MicroPython image)
     python tools/mqnode.py build  --board B [--out DIR]
     python tools/mqnode.py deploy --board B --port P [--port P2 ...] [--config F] [--secrets F]
                                   [--secret-file KEY_OR_CERT ...] [--no-reset]
@@ -22,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+import firmware
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 BOARDS = REPO / "boards"
@@ -30,8 +33,6 @@ MIN_MICROPYTHON = (1, 22)       # asyncio and the language features lib/ and fir
 # sys.implementation._mpy >> 10 (the native architecture) -> mpy-cross -march names
 ARCHS = {1: "x86", 2: "x64", 3: "armv6", 4: "armv6m", 5: "armv7m", 6: "armv7em", 7: "armv7emsp",
          8: "armv7emdp", 9: "xtensa", 10: "xtensawin", 11: "rv32imc", 12: "rv64imc"}
-# modules that never go to a device
-NOT_ON_DEVICE = {"lib/mqtt/codec_broker.py", "lib/mqtt/codec5_broker.py"}
 STAMP = "mqnode.json"           # on the board: what the last deploy put there
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -78,8 +79,7 @@ def sources(board):
     out = [(REPO / "firmware" / "main.py", "main.py")]
     for pkg in ("mqtt", "sensors"):
         for f in sorted((REPO / "lib" / pkg).glob("*.py")):
-            if str(f.relative_to(REPO)) not in NOT_ON_DEVICE:
-                out.append((f, f"lib/{pkg}/{f.name}"))
+            out.append((f, f"lib/{pkg}/{f.name}"))
     for name in ("config", "node", "probes"):
         out.append((REPO / "firmware" / f"{name}.py", f"lib/{name}.py"))
     for f in sorted((BOARDS / board).glob("*.py")):
@@ -476,6 +476,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="mqnode", description=__doc__.split("\n")[0])
     p.add_argument("--version", action="version", version=f"mqnode {mqnode_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
+    fw = sub.add_parser("firmware", help="build a MicroPython image with the board's modules "
+                                         "frozen (tools/firmware.py)")
+    fw.add_argument("--board", required=True)
+    fw.add_argument("--out", help="output folder (default build/<board>)")
     b = sub.add_parser("build", help="compile lib/, firmware/ and board.py with mpy-cross")
     b.add_argument("--board", required=True)
     b.add_argument("--out", help="output folder (default build/<board>)")
@@ -514,6 +518,8 @@ def main(argv=None):
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         return importlib.import_module(argv[0]).main(argv[1:])
     a = parse_args(argv)
+    if a.cmd == "firmware":
+        return firmware.main(["--board", a.board] + (["--out", a.out] if a.out else []))
     try:
         if a.cmd == "build":
             build(a.board, a.out)

@@ -1,7 +1,9 @@
 # Freeze manifest: make BOARD=ESP32_GENERIC FROZEN_MANIFEST=<repo>/boards/esp32/manifest.py
 # (in a MicroPython tree, ports/esp32). Relative paths are resolved against this file's
 # directory (manifestfile.py runs a manifest with its own directory as the cwd).
-include("$(PORT_DIR)/boards/manifest.py")   # the port's own frozen modules (asyncio, ...)
+# What the port freezes for ESP32_GENERIC (asyncio, ntptime, onewire, ...): that board has no
+# manifest.py of its own, so the port builds it with boards/manifest.py, and so do we.
+include("$(PORT_DIR)/boards/manifest.py")
 
 package("mqtt", base_path="../../lib")
 package("sensors", base_path="../../lib")

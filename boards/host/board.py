@@ -20,7 +20,9 @@ from fake_onewire import FakeOneWire, FakeDS18B20
 NAME = "host"
 PINS = {}
 
-_HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+# this file's folder; frozen (the host image, `make firmware BOARD=host`) __file__ is just
+# "board.py", and boards/host is then taken from the repository root, as above
+_HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "boards/host"
 _OPTIONS = {"--id": "node_id", "--broker": "broker.host", "--prefix": "topic_prefix",
             "--interval": "telemetry.interval_s"}
 

@@ -1,6 +1,8 @@
 # Freeze manifest for the unix port: make -C ports/unix FROZEN_MANIFEST=<repo>/boards/host/manifest.py
 # (in a MicroPython tree). Relative paths are resolved against this file's directory.
-include("$(PORT_DIR)/variants/manifest.py")   # the port's own frozen modules (asyncio, ...)
+# The unix port's standard variant: its variants/manifest.py (ssl, mip) plus asyncio. (The
+# port's variants/manifest.py alone has no asyncio, and `import mqtt` would fail.)
+include("$(PORT_DIR)/variants/standard/manifest.py")
 
 package("mqtt", base_path="../../lib")
 package("sensors", base_path="../../lib")

@@ -1,6 +1,7 @@
 # Board: Raspberry Pi Pico W (MicroPython RPI_PICO_W). The only code that builds
 # machine/network objects on this board; the contract is in boards/README.md.
 import asyncio
+import json
 import time
 
 import machine
@@ -25,9 +26,16 @@ WDT_MAX_MS = 8388        # the RP2040 watchdog counts at most ~8.3 s
 WIFI_PM = 0xA11140
 _CS = 25                 # CYW43 SPI chip select (WL_CS)
 
+# config.json "network": "ppp" -- the link is PPP on UART0 instead of Wi-Fi (network.PPP,
+# in images built from RPI_PICO_W_PPP/; see boards/README.md).
+PPP_UART = 0             # TX GPIO0, RX GPIO1
+PPP_BAUD = 115200
+
 _ENOENT = 2
 _buses = {}
 _wlan = None
+_ppp = None
+_link = "wifi"           # config.json "network", noted by config()
 
 # network.STAT_* on rp2 are the CYW43_LINK_* codes; fallbacks are those values, so a
 # firmware that lacks a constant does not crash. A try ends early on a status that will
@@ -71,6 +79,11 @@ def config():
         if not e.args or e.args[0] != _ENOENT:
             raise
         sec = "{}"
+    global _link
+    try:
+        _link = json.loads(cfg).get("network", "wifi")
+    except (ValueError, AttributeError):
+        pass   # config.load() says what is wrong with the file
     return cfg, sec, {}
 
 
@@ -96,7 +109,10 @@ def _set_clock():
 async def network(ssid, password, timeout_ms=15000, tries=3):
     """Join `ssid`; returns the IP address. Each try is bounded by timeout_ms; the link is
     polled with asyncio.sleep_ms, never a blocking wait. Raises OSError("wifi: ...") naming
-    the ssid and the last status -- never the password."""
+    the ssid and the last status -- never the password. With "network": "ppp" in
+    config.json the link is PPP on UART0 instead (ssid and password unused)."""
+    if _link == "ppp":
+        return await _ppp_up(timeout_ms, tries)
     global _wlan
     if _wlan is None:
         _wlan = _network.WLAN(_network.STA_IF)
@@ -124,6 +140,33 @@ async def network(ssid, password, timeout_ms=15000, tries=3):
     wlan.disconnect()
     raise OSError("wifi: cannot join %r after %d tries of %d ms, last status %s"
                   % (ssid, tries, timeout_ms, _status_name(st)))
+
+
+async def _ppp_up(timeout_ms, tries):
+    # PPP (RFC 1661) on UART0 through lwIP, with the peer's address for the board; each
+    # try is bounded by timeout_ms, the link polled with asyncio.sleep_ms.
+    global _ppp
+    if not hasattr(_network, "PPP"):
+        raise OSError("ppp: this firmware has no network.PPP; build it from "
+                      "boards/rp2_pico_w/RPI_PICO_W_PPP")
+    if _ppp is None:
+        uart = machine.UART(PPP_UART, PPP_BAUD, tx=machine.Pin(0), rx=machine.Pin(1))
+        _ppp = _network.PPP(uart)
+    for n in range(tries):
+        if n:
+            await asyncio.sleep_ms(RETRY_PAUSE_MS * n)
+        if not _ppp.isconnected():
+            try:
+                _ppp.connect()
+            except OSError:
+                pass   # EALREADY: the last try is still negotiating
+        t0 = time.ticks_ms()
+        while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
+            if _ppp.isconnected():
+                return _ip(_ppp)
+            await asyncio.sleep_ms(POLL_MS)
+    raise OSError("ppp: no link on UART%d after %d tries of %d ms, status %r"
+                  % (PPP_UART, tries, timeout_ms, _ppp.status()))
 
 
 class _Vsys:

@@ -1,7 +1,9 @@
 # Freeze manifest: make BOARD=RPI_PICO_W FROZEN_MANIFEST=<repo>/boards/rp2_pico_w/manifest.py
 # (in a MicroPython tree, ports/rp2). Relative paths are resolved against this file's
 # directory (manifestfile.py runs a manifest with its own directory as the cwd).
-include("$(PORT_DIR)/boards/manifest.py")   # the port's own frozen modules (asyncio, ...)
+# RPI_PICO_W's own manifest, as the port builds that board: the port's boards/manifest.py
+# (asyncio, onewire, ...) plus bundle-networking (ntptime: a TLS node sets its clock) and aioble.
+include("$(BOARD_DIR)/manifest.py")
 
 package("mqtt", base_path="../../lib")
 package("sensors", base_path="../../lib")

@@ -3,7 +3,7 @@
 # This module holds what a client needs: encoders for the packets a client
 # sends, a decoder for every packet a server sends, stream framing, and topic
 # rules. The server's half (decoding CONNECT/SUBSCRIBE/..., encoding CONNACK,
-# SUBACK, ...) lives in codec_broker.py so a device never loads it.
+# SUBACK, ...) lives in tests/codec_broker.py: only the tests' brokers need it.
 # Section numbers (§) refer to the MQTT 3.1.1 OASIS standard.
 try:
     from micropython import const

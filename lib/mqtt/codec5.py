@@ -2,7 +2,7 @@
 #
 # What a v5 client needs: properties, encoders for the packets a client sends,
 # a decoder for every packet a server sends. Framing, strings, topic rules and
-# Message come from codec.py; the server's half is in codec5_broker.py. A 3.1.1
+# Message come from codec.py; the server's half is in tests/codec5_broker.py. A 3.1.1
 # client never imports this module. Section numbers (§) refer to the MQTT 5.0
 # OASIS standard.
 try:

@@ -1,7 +1,9 @@
 # Runs one check of a board.py on the MicroPython unix port against the fakes in this
 # folder and prints one JSON line with what happened. Used by tests/test_boards.py:
 #   micropython run_board.py <port: esp32|rp2> <check> [args...]
-# (MICROPYPATH: this folder, then boards/<board>/.)
+# (MICROPYPATH: this folder, then boards/<board>/; BOARD_DIR: boards/<board>/, which goes
+# first, ahead of .frozen too: an image that freezes another board's board.py must not win.)
+import os
 import sys
 import json
 import time
@@ -16,6 +18,7 @@ ARGS = sys.argv[3:]
 machine.use(PORT)
 network.use(PORT, constants="noconst" not in ARGS)
 
+sys.path.insert(0, os.getenv("BOARD_DIR"))
 import board  # noqa: E402  (after the fakes are set up)
 
 V = network.VALUES

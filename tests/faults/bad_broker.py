@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent / "lib"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: codec_broker
 
 from mqtt import codec  # noqa: E402
-from mqtt.codec_broker import PINGRESP_PACKET, connack, decode_client, suback  # noqa: E402
+from codec_broker import PINGRESP_PACKET, connack, decode_client, suback  # noqa: E402
 
 
 class Connection:

@@ -3,7 +3,7 @@
 # Encodes packets with properties, frames and decodes them, compares with
 # bytes written from the MQTT 5.0 layouts; prints each failure, then OK if none.
 from mqtt import codec5 as c
-from mqtt import codec5_broker as b
+import codec5_broker as b  # tests/codec5_broker.py
 from mqtt.codec import PUBACK, PUBREL, SUBSCRIBE, frame
 from mqtt.errors import ProtocolError
 

@@ -5,7 +5,7 @@
 import sys
 
 from mqtt.codec import PUBACK, ack
-from mqtt.codec_broker import connack
+from codec_broker import connack
 from mqtt.session import Session
 
 N = int(sys.argv[1])

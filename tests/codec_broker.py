@@ -1,10 +1,10 @@
 # The broker's half of the MQTT 3.1.1 codec: encode what a server sends and
-# decode what a client sends. Tests (a scripted broker) and host tools use it;
-# a device never imports it. PUBLISH and the packet-id acks are the same both
-# ways and stay in codec.py.
-from .codec import (CONNECT, CONNACK, SUBSCRIBE, SUBACK, UNSUBSCRIBE, PINGREQ,
-                    PINGRESP, DISCONNECT, check_filter, check_utf8, decode, packet)
-from .errors import ProtocolError
+# decode what a client sends. Only tests use it (the scripted and fake brokers),
+# so it lives in tests/ and is in no package or image. PUBLISH and the packet-id
+# acks are the same both ways and stay in lib/mqtt/codec.py.
+from mqtt.codec import (CONNECT, CONNACK, SUBSCRIBE, SUBACK, UNSUBSCRIBE, PINGREQ,
+                        PINGRESP, DISCONNECT, check_filter, check_utf8, decode, packet)
+from mqtt.errors import ProtocolError
 
 
 def connack(session_present, code):

@@ -1,13 +1,14 @@
 # The broker's half of the MQTT 5.0 codec: encode what a server sends and
-# decode what a client sends. Tests (a scripted broker) and host tools use it;
-# a device never imports it. PUBLISH, the publish acks and AUTH are the same
-# both ways and stay in codec5.py. Section numbers (§) refer to MQTT 5.0.
-from .codec import (CONNECT, CONNACK, PUBLISH, SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK,
-                    PINGREQ, PINGRESP, DISCONNECT, check_filter, packet)
-from .codec_broker import PINGRESP_PACKET, _Cursor
-from .codec5 import (SUBSCRIPTION_ID, WILL, _DISC_C, _RC, _more, _tail, auth,
-                     check_options, decode, decode_props, encode_props)
-from .errors import ProtocolError
+# decode what a client sends. Only tests use it (the scripted and fake brokers),
+# so it lives in tests/ and is in no package or image. PUBLISH, the publish acks
+# and AUTH are the same both ways and stay in lib/mqtt/codec5.py. Section numbers
+# (§) refer to MQTT 5.0.
+from mqtt.codec import (CONNECT, CONNACK, PUBLISH, SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK,
+                        PINGREQ, PINGRESP, DISCONNECT, check_filter, packet)
+from codec_broker import PINGRESP_PACKET, _Cursor
+from mqtt.codec5 import (SUBSCRIPTION_ID, WILL, _DISC_C, _RC, _more, _tail, auth,
+                         check_options, decode, decode_props, encode_props)
+from mqtt.errors import ProtocolError
 
 __all__ = ("connack", "suback", "unsuback", "disconnect", "auth", "decode_client",
            "PINGRESP_PACKET")

@@ -409,7 +409,7 @@ RULES = Path(__file__).parent / "scenarios" / "session5_rules.py"
 
 
 def test_session5_rules_on_every_runtime(run_py, runtime):
-    r = run_py(runtime, RULES, timeout=60)
+    r = run_py(runtime, RULES, timeout=60, pythonpath=(REPO / "tests",))  # codec5_broker
     assert r.returncode == 0, r
     assert r.lines == [
         # §3.3.2.3.3: any expiry interval; the tick clock wrapping does not shorten one

@@ -3,7 +3,7 @@
 # or a broker that misbehaves on purpose. <python> session5_rules.py
 # Prints one line per check; tests/test_v5.py compares them.
 from mqtt import codec5
-from mqtt import codec5_broker as B
+import codec5_broker as B  # tests/codec5_broker.py
 from mqtt.codec import frame
 from mqtt.codec5 import (MAXIMUM_PACKET_SIZE, MESSAGE_EXPIRY, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM,
                          USER_PROPERTY)

@@ -45,6 +45,20 @@ def test_build_compiles_everything_a_node_needs(board, tmp_path):
     assert "lib/node.mpy" in r.stdout and "total" in r.stdout
 
 
+def test_rebuild_replaces_the_old_build_but_keeps_the_firmware_image(tmp_path):
+    # build/<board>/ is shared with `mqnode firmware` (firmware.uf2, frozen.txt): a build
+    # (and so every deploy) must not delete the image a user is about to flash
+    out = tmp_path / "b"
+    assert mqnode("build", "--board", "rp2_pico_w", "--out", out).returncode == 0
+    (out / "firmware.uf2").write_bytes(b"UF2\n")
+    (out / "frozen.txt").write_text("mqtt/client.py\n")
+    (out / "lib" / "gone.mpy").write_bytes(b"M\x06")           # a module since removed
+    assert mqnode("build", "--board", "rp2_pico_w", "--out", out).returncode == 0
+    assert (out / "firmware.uf2").read_bytes() == b"UF2\n"
+    assert (out / "frozen.txt").exists()
+    assert not (out / "lib" / "gone.mpy").exists()
+
+
 def test_build_unknown_board_is_a_clear_error():
     r = mqnode("build", "--board", "esp8266")
     assert r.returncode == 1

@@ -92,8 +92,10 @@ def build(board, out=None, quiet=False):
     """Compile for `board` into out (default build/<board>); returns the stamp dict."""
     info = board_info(board)
     out = Path(out or REPO / "build" / board)
-    if out.exists():
-        shutil.rmtree(out)
+    # only what the last build made: build/<board>/ also holds the board's firmware image
+    shutil.rmtree(out / "lib", ignore_errors=True)
+    for name in ("main.py", STAMP):
+        (out / name).unlink(missing_ok=True)
     files, rows = {}, []
     for src, dest in sources(board):
         if dest == "main.py":   # a board runs /main.py as source, never main.mpy

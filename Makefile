@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 MOSQUITTO_HINT := install mosquitto: apt-get install mosquitto mosquitto-clients
 
 .DEFAULT_GOAL := help
-.PHONY: help venv .venv test check-mosquitto images rp2emu demo clean bench firmware build deploy flash logs
+.PHONY: help venv .venv sysdeps test check-mosquitto images rp2emu demo clean bench firmware build deploy flash logs
 
 help:
 	@echo "make venv    create .venv and install requirements.txt"
@@ -27,6 +27,11 @@ $(STAMP): requirements.txt
 	touch $@
 
 .venv venv: $(STAMP)
+
+# The system packages the tests need (mosquitto, the firmware toolchains, node, chromium):
+# installed when run as root with apt-get, else the one command to run is printed.
+sysdeps:
+	@bash tools/sysdeps.sh
 
 check-mosquitto:
 	@if ! command -v mosquitto >/dev/null 2>&1 && ! test -x /usr/sbin/mosquitto; then \
@@ -52,7 +57,7 @@ images: $(STAMP)
 	$(VENV)/bin/python tools/firmware.py --board rp2_pico_w
 
 # pytest's own exit status is also left in build/pytest.status (make itself exits 2 on failure).
-test: $(STAMP) check-mosquitto images rp2emu
+test: sysdeps $(STAMP) check-mosquitto images rp2emu
 	@mkdir -p build; rm -f build/pytest.status
 	@echo "$(VENV)/bin/python -m pytest $(PYTEST_ARGS)"
 	@rc=0; $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; echo $$rc > build/pytest.status; exit $$rc

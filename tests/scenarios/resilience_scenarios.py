@@ -9,6 +9,7 @@ import gc
 import asyncio
 
 from mqtt import MQTTClient
+from mqtt.outcome import Undelivered
 from tally import Tally
 from mqtt.compat import ticks_ms, sleep_ms
 
@@ -159,7 +160,10 @@ async def offline():
     say("mem", *m)
     say("ready")
     await c.connect(30)
-    await c.flush(20)
+    try:
+        await c.flush(20)
+    except Undelivered as e:
+        say("undelivered", len(e.failed))
     say("flushed", c.session.dropped, c.session.idle())
     await c.disconnect()
 
@@ -168,10 +172,12 @@ async def offline():
 
 
 async def flood():
-    # ARGS: direct_port n sleep_ms stall_s. B (through the proxy, keepalive 2)
-    # reads slowly, and once stalls for stall_s (> keepalive) without reading;
-    # P (direct) publishes n QoS 1 messages at once.
+    # ARGS: direct_port n sleep_ms stall_s [size]. B (through the proxy,
+    # keepalive 2) reads slowly, and once stalls for stall_s (> keepalive)
+    # without reading; P (direct) publishes n QoS 1 messages (of size bytes)
+    # at once.
     dport, n, slow, stall = int(ARGS[0]), int(ARGS[1]), int(ARGS[2]), float(ARGS[3])
+    pad = b" " * (int(ARGS[4]) - 4) if len(ARGS) > 4 else b""
     mem()
     b = client("fb-" + ID, keepalive=2, inbox=4)
     await b.connect(10)
@@ -179,7 +185,7 @@ async def flood():
     p = client("fp-" + ID, port=dport, window=32, queue=64)
     await p.connect(10)
     for i in range(n):
-        await p.publish(PREFIX + "/f", b"%d" % i, 1)
+        await p.publish(PREFIX + "/f", b"%d" % i + pad, 1)
     say("published", n)
     t = Tally(n)
     held = 0

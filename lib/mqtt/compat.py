@@ -46,12 +46,13 @@ else:
             if n is not None:
                 return memoryview(buf)[:n]
 
-    async def open_connection(host, port, ssl=None, server_hostname=None):
+    async def open_connection(host, port, ssl=None, server_hostname=None, limit=0):
         # MicroPython's asyncio.open_connection leaks its socket when it is
         # cancelled while the TCP connect is pending (wait_for timing out,
         # disconnect()): connect here, so every way out closes the socket.
         # With ssl (an SSLContext) the TLS handshake runs, non-blocking, on
-        # the first write: before any MQTT byte leaves in the clear.
+        # the first write: before any MQTT byte leaves in the clear. No
+        # limit: the stream holds no buffer (we read into our own).
         ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]  # an IP literal
         s = socket.socket(ai[0], ai[1], ai[2])
         try:

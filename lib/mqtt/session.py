@@ -15,12 +15,20 @@ def ticks_diff(a, b):
     return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
 
 
+# Outcome codes in Session.failed besides MQTT 5 reason codes (>= 0x80)
+UNKNOWN = -1   # sent, but the broker lost the session before it was done
+DROPPED = -2   # never sent: dropped from the full queue (or expired, MQTT 5)
+FAILED_MAX = 16  # failed publishes remembered in Session.failed
+
+
 class Session:
     """State of one client session across its connections.
 
     window: QoS 1/2 publishes in flight at once (sent, not yet acknowledged).
     queue: QoS 1/2 publishes waiting for the window or for a connection;
       when full, the oldest waiting one is dropped and counted in `dropped`.
+      queue_bytes bounds their packets' bytes too (checked before a new one
+      is added: a bigger one still fits).
     max_packet: the largest packet accepted from the broker, in bytes. A
       bigger PUBLISH is read and thrown away as it comes, acknowledged,
       counted in `oversized` and reported as the event (0, text) (see
@@ -28,7 +36,12 @@ class Session:
     """
 
     _codec = codec  # the packet codec; session5.Session5 puts codec5 here
-    oversized = 0   # incoming PUBLISHes over max_packet, skipped (oversize.py)
+    # (class defaults keep the instance's attribute dict small until used)
+    oversized = 0     # incoming PUBLISHes over max_packet, skipped (oversize.py)
+    failed = []       # the last FAILED_MAX (pid, code) of publishes not delivered
+    unsolicited = 0   # acks for packet ids not waiting for them, ignored
+    queue_bytes = 4096
+    _NF = ()          # reason for an unknown packet id (MQTT 5: 0x92)
 
     def __init__(self, client_id, clean=True, keepalive=60, will=None,
                  username=None, password=None, max_packet=16384, window=16, queue=32):
@@ -93,7 +106,11 @@ class Session:
 
     def full(self):
         """True when a new QoS 1/2 publish would have to wait for room."""
-        return len(self._queue) >= self.queue_max
+        q = self._queue
+        n = 0
+        for e in q:
+            n += len(e[1])
+        return len(q) >= self.queue_max or q and n >= self.queue_bytes
 
     # ---- application requests ----
 
@@ -106,12 +123,24 @@ class Session:
             self.tx.append(codec.publish(topic, payload, 0, retain))
             return 0
         pid = self._newpid()
-        self._queue.append([pid, codec.publish(topic, payload, qos, retain, pid)])
-        if len(self._queue) > self.queue_max:
-            self._queue.pop(0)
-            self.dropped += 1
-        self._promote()
+        self._put([pid, codec.publish(topic, payload, qos, retain, pid)])
         return pid
+
+    def _put(self, e):
+        # Queue a publish; with no room for it (queue_max messages, or
+        # queue_bytes bytes, waiting) the oldest waiting one is dropped.
+        q = self._queue
+        while self.full():
+            self._fail(q.pop(0)[0])
+        q.append(e)
+        self._promote()
+
+    def _fail(self, pid, code=DROPPED):
+        # The per-message outcome of a publish that was not delivered (a new
+        # list each time: the class's empty one stays empty).
+        self.failed = self.failed[1 - FAILED_MAX:] + [(pid, code)]
+        if code == DROPPED:
+            self.dropped += 1
 
     def subscribe(self, filters):
         """filters: list of (filter, qos). Returns the packet id."""
@@ -212,13 +241,18 @@ class Session:
             if t in (PUBACK, PUBREC, PUBCOMP):
                 self._acked(t, pkt[1], events)
             elif t == PUBREL:
-                self._rx.pop(pkt[1], None)
-                self.tx.append(ack(PUBCOMP, pkt[1]))
+                # §4.3.3: always answered (our PUBCOMP may have been lost;
+                # MQTT 5 says the id is unknown, §3.7.2.1)
+                if self._rx.pop(pkt[1], None) is True:
+                    self.tx.append(ack(PUBCOMP, pkt[1]))
+                else:
+                    self.unsolicited += 1
+                    self.tx.append(self._codec.ack(PUBCOMP, pkt[1], *self._NF))
             elif t in (SUBACK, UNSUBACK):
                 req = self._pending.get(pkt[1])
                 if not req or (req[0][0] == 0x82) != (t == SUBACK):
-                    raise ProtocolError("%s for unknown packet id %d" % (
-                        "SUBACK" if t == SUBACK else "UNSUBACK", pkt[1]))
+                    self.unsolicited += 1  # see _acked
+                    return
                 del self._pending[pkt[1]]
                 if t == SUBACK:
                     if len(pkt[2]) != len(req[1]):
@@ -242,9 +276,6 @@ class Session:
         events.append(pkt)
 
     def _acked(self, t, pid, events):
-        # An ack that matches nothing in flight, or the wrong ack for the
-        # QoS and step in flight, is a broker bug: close the link. Nothing is
-        # lost; what is in flight is re-sent on the next connection (§4.4).
         for i, e in enumerate(self._out):
             if e[0] == pid:
                 p = e[1]
@@ -262,8 +293,13 @@ class Session:
                 events.append((t, pid))
                 self._promote()
                 return
-        raise ProtocolError("%s for packet id %d, which is not waiting for it" % (
-            ("PUBACK", "PUBREC", "", "PUBCOMP")[t - PUBACK], pid))
+        # An ack for an id not waiting for it (a duplicate, a broker that
+        # failed over) is ignored and counted: closing the link for it would
+        # only make a reconnect storm. A PUBREC still gets its PUBREL, so
+        # the broker can finish its flow (§4.3.3; MQTT 5 §3.6.2.1).
+        self.unsolicited += 1
+        if t == PUBREC:
+            self.tx.append(self._codec.ack(PUBREL, pid, *self._NF))
 
     def _resume(self, present):
         # CONNACK accepted. §4.4: re-send unacknowledged PUBLISH packets (DUP
@@ -291,6 +327,7 @@ class Session:
             for e in self._out:
                 if e[1] is None:
                     self.unknown += 1
+                    self._fail(e[0], UNKNOWN)
                 else:
                     kept.append(e)
             self._out = kept
@@ -321,6 +358,22 @@ class Session:
                 self.subs.pop(f, None)
         if self.connected:
             self.tx.append(p)
+        return pid
+
+    def shed(self):
+        """publish() ran out of memory: as with a full queue, drop the oldest
+        waiting publish (counted) and return None: publish again. With none
+        left to drop, the new one is dropped (counted). Returns the new
+        one's packet id once it is no longer to be published again."""
+        pid = self._pid
+        q = self._queue
+        for e in q[-1:] + self._out[-1:]:   # where a new one goes
+            if e[0] == pid:
+                return pid
+        if q:
+            self._fail(q.pop(0)[0])
+            return None
+        self._fail(pid)
         return pid
 
     def _newpid(self):

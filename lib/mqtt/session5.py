@@ -11,8 +11,6 @@ from .codec5 import (AUTH, ASSIGNED_CLIENT_ID, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS,
 from .errors import ConnectionLost, ConnectRefused, NotConnected, ProtocolError
 from .session import Session, ticks_diff
 
-FAILED_MAX = 16  # failed publishes remembered in Session5.failed
-
 
 class Disconnected(ConnectionLost):
     """The broker closed the link with a DISCONNECT (§3.14): .code is its
@@ -45,11 +43,13 @@ class Session5(Session):
     (min(ours, the broker's receive maximum), §3.3.4), max_send (largest
     packet the broker takes, §3.2.2.3.6), alias_max (outgoing aliases allowed,
     §3.2.2.3.8), retain_available, max_qos, connack_props.
-    failed: the last FAILED_MAX (pid, reason code) of publishes the broker
-    refused (PUBACK/PUBREC reason >= 0x80, §3.4.2.1); failures counts them all.
+    failed (see Session) also holds (pid, reason code) of publishes the
+    broker refused (PUBACK/PUBREC reason >= 0x80, §3.4.2.1); failures counts
+    those refusals.
     """
 
     _codec = codec5
+    _NF = (0x92,)  # Packet Identifier not found (§3.6.2.1, §3.7.2.1)
 
     def __init__(self, client_id, clean=True, keepalive=60, will=None, username=None,
                  password=None, max_packet=16384, window=16, queue=32, session_expiry=0,
@@ -78,7 +78,6 @@ class Session5(Session):
         self.retain_available = True
         self.max_qos = 2
         self.connack_props = {}
-        self.failed = []
         self.failures = 0
         self.auth = None      # the last AUTH packet (AUTH, reason, props), §3.15
         self._now = 0
@@ -171,11 +170,7 @@ class Session5(Session):
         if not qos:
             self.tx.append(self._wire(0, args, full))
             return 0
-        self._queue.append([pid, full, args])
-        if len(self._queue) > self.queue_max:
-            self._queue.pop(0)
-            self.dropped += 1
-        self._promote()
+        self._put([pid, full, args])
         return pid
 
     def subscribe(self, filters, props=None):
@@ -221,10 +216,10 @@ class Session5(Session):
             e = self._queue.pop(0)
             a = e[2]
             if a and a[5] is not None and a[5] <= self._ms():
-                self.dropped += 1
+                self._fail(e[0])
                 continue
             if len(e[1]) > self.max_send:  # queued before this broker's CONNACK
-                self.dropped += 1
+                self._fail(e[0])
                 continue
             p = self._wire(e[0], a, e[1]) if a else e[1]
             if p is e[1]:
@@ -314,6 +309,8 @@ class Session5(Session):
         if t == SUBACK:
             req = self._pending.get(pkt[1])
             Session._handle(self, pkt, events)
+            if not req or req[0][0] != 0x82:
+                return   # not a SUBSCRIBE's: ignored there (unsolicited)
             # §3.9.3: a reason code >= 0x80 is a refused filter.
             for (f, o), c in zip(req[1], pkt[2]):
                 if c >= 0x80:
@@ -329,13 +326,11 @@ class Session5(Session):
             if e[0] == pid and e[1] is not None and e[1][0] & 6 == (2 if t == PUBACK else 4):
                 del self._out[i]
                 self.failures += 1
-                self.failed.append((pid, reason))
-                if len(self.failed) > FAILED_MAX:
-                    self.failed.pop(0)
+                self._fail(pid, reason)
                 events.append((t, pid, reason))
                 self._promote()
                 return
-        raise ProtocolError("failed ack for packet id %d, which is not waiting for it" % pid)
+        self.unsolicited += 1  # ignored, as in Session._acked
 
     def _resume(self, present):
         # The publishes in flight before count against this connection's

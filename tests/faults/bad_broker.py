@@ -8,6 +8,7 @@ steps run in order once the client's CONNECT has arrived:
     ("connack", sp)       CONNACK accepted, session present = sp
     ("mute", {types})     from now on, do not answer these client packet types (e.g. 6:
                           PUBREL gets no PUBCOMP; 3: PUBLISH gets no PUBACK/PUBREC)
+    ("linger", s)         on the client's DISCONNECT, wait s seconds before closing
     b"..."                these bytes, as they are
     ("trickle", b, s)     the bytes of b one at a time, s seconds apart
     ("sleep", s)          wait
@@ -15,8 +16,9 @@ steps run in order once the client's CONNECT has arrived:
 
 After its script the connection is served like a plain broker: PINGRESP, PUBACK / PUBREC /
 PUBCOMP for the client's publishes, SUBACK granting what was asked, UNSUBACK; DISCONNECT
-closes. The broker records, per connection: the packet types the client sent, whether the
-client closed the connection (and when), and the bytes sent.
+closes (at once, or after a linger). The broker records, per connection: the packet types the
+client sent, whether the client closed the connection (and when), when the broker closed it
+after DISCONNECT (closed_by_broker_at), and the bytes sent.
 
     with BadBroker([["connack", b"\\x30\\xff\\xff\\xff\\xff\\x7f"], ["connack"]]) as b:
         ... point the client at b.port ...
@@ -41,7 +43,10 @@ class Connection:
         self.opened = time.monotonic()
         self.received = []              # packet types from the client, in order
         self.publishes = []             # (pid, qos, dup, payload) of the client's PUBLISHes
+        self.acks = []                  # (type, pid) of the client's PUBACK..PUBCOMP
         self.mute = set()
+        self.linger = 0
+        self.closed_by_broker_at = None
         self.closed_by_client = False
         self.closed_at = None
         self.script_done_at = None
@@ -122,8 +127,13 @@ class BadBroker:
                     return
                 if isinstance(pkt, codec.Message):
                     conn.publishes.append((pkt.pid, pkt.qos, pkt.dup, pkt.payload))
+                elif isinstance(pkt, tuple) and codec.PUBACK <= pkt[0] <= codec.PUBCOMP:
+                    conn.acks.append(pkt[:2])
                 t = codec.PUBLISH if isinstance(pkt, codec.Message) else \
                     pkt[0] if isinstance(pkt, tuple) else codec.CONNECT
+                if t == codec.DISCONNECT:
+                    await asyncio.sleep(conn.linger)
+                    conn.closed_by_broker_at = time.monotonic()
                 if t not in conn.mute:
                     self._answer(pkt, w)
                 await w.drain()
@@ -144,6 +154,8 @@ class BadBroker:
                     w.write(connack(step[1], 0))
                 elif step[0] == "mute":
                     conn.mute = set(step[1])
+                elif step[0] == "linger":
+                    conn.linger = step[1]
                 elif step == "close":
                     w.close()
                     return

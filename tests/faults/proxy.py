@@ -117,7 +117,17 @@ def _client_id(buf, body):
     try:
         k = body
         k += 2 + (buf[k] << 8 | buf[k + 1])  # protocol name
+        level = buf[k]
         k += 4                               # level, flags, keepalive
+        if level == 5:                       # MQTT 5: properties first (5.0 §3.1.2.11)
+            n = shift = 0
+            while True:
+                n |= (buf[k] & 0x7F) << shift
+                shift += 7
+                k += 1
+                if not buf[k - 1] & 0x80:
+                    break
+            k += n
         n = buf[k] << 8 | buf[k + 1]
         return bytes(buf[k + 2:k + 2 + n]).decode()
     except (IndexError, UnicodeError):

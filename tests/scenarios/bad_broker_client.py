@@ -20,7 +20,11 @@ async def main():
     sub = asyncio.create_task(c.subscribe("t/#", 1, handler=got.append))
     await c.connect(timeout=20)
     print("up", c.connects)
-    if "--pre" not in sys.argv:      # else connect() returned after the bad attempt
+    if "--stay" in sys.argv:         # the bad bytes must not end the link
+        for _ in range(20):
+            await asyncio.sleep(0.05)
+        print("unsolicited", c.session.unsolicited)
+    elif "--pre" not in sys.argv:    # else connect() returned after the bad attempt
         for _ in range(400):
             if c.connects >= 2:
                 break

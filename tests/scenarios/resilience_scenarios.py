@@ -9,6 +9,8 @@ import gc
 import asyncio
 
 from mqtt import MQTTClient
+from mqtt.outcome import Undelivered
+from tally import Tally
 from mqtt.compat import ticks_ms, sleep_ms
 
 HOST = "127.0.0.1"
@@ -134,96 +136,6 @@ async def qos_cut():
 # ---- soak --------------------------------------------------------------------
 
 
-class Tally:
-    """Sequence bookkeeping per topic without keeping the messages."""
-
-    def __init__(self, n):
-        self.seen = bytearray((n + 7) // 8)  # one bit per message
-        self.distinct = 0
-        self.dups = 0
-        self.disorder = 0   # a first arrival with a lower number than an earlier one
-        self.last = -1
-
-    def add(self, i):
-        bit = 1 << (i & 7)
-        if self.seen[i >> 3] & bit:
-            self.dups += 1
-            return
-        self.seen[i >> 3] |= bit
-        self.distinct += 1
-        if i < self.last:
-            self.disorder += 1
-        self.last = i
-
-
-async def soak():
-    # ARGS: n pace_ms. Client A publishes n QoS 1 and n QoS 2 messages
-    # ("<seq>") on two topics, pausing pace_ms after each pair (so the run
-    # lasts long enough for many cuts); client B (its own connection) subscribes to both. Both go
-    # through the proxy, which cuts their links at random (seeded by the test);
-    # both have persistent sessions (clean=False).
-    n, pace = int(ARGS[0]), int(ARGS[1])
-    # optional: one (the same client publishes and subscribes), window, queue, inbox
-    one = len(ARGS) > 2 and ARGS[2] == "1"
-    win, qmax, inbox = (int(x) for x in (ARGS[3:6] if len(ARGS) > 5 else (16, 32, 16)))
-    kw = dict(clean=False, keepalive=5, backoff=(0.05, 0.4), connect_timeout=3)
-    b = client("sb-" + ID, inbox=inbox, window=win, queue=qmax, **kw)
-    a = b if one else client("sa-" + ID, window=win, queue=qmax, **kw)
-    await b.connect(10)
-    await b.subscribe([(PREFIX + "/q1", 1), (PREFIX + "/q2", 2)], timeout=10)
-    if not one:
-        await a.connect(10)
-    say("free", free())
-    t1, t2 = Tally(n), Tally(n)
-    samples = []
-    t0 = ticks_ms()
-    say("ready")
-
-    async def consume():
-        k = 0
-        async for m in b.messages():
-            i = int(m.payload)
-            (t1 if m.qos == 1 else t2).add(i)
-            k += 1
-            if MP and k % 250 == 0:
-                samples.append(free())
-            if t1.distinct == n and t2.distinct == n:
-                return
-
-    ct = asyncio.create_task(consume())
-    l1 = PREFIX + "/q1"
-    l2 = PREFIX + "/q2"
-    for i in range(n):
-        p = b"%d" % i
-        for topic, q in ((l1, 1), (l2, 2)):
-            # The application's part of "no message missing": never publish
-            # into a full queue (offline, that drops the oldest).
-            while a.session.full():
-                await sleep_ms(5)
-            await a.publish(topic, p, q)
-        if pace:
-            await sleep_ms(pace)
-    say("published", 2 * n, "dropped", a.session.dropped)
-    await a.flush(60)
-    say("flushed", ticks_diff(ticks_ms(), t0))
-    try:
-        await asyncio.wait_for(ct, 60)
-    except asyncio.TimeoutError:
-        ct.cancel()
-    ms = ticks_diff(ticks_ms(), t0)
-    await sleep_ms(1000)  # late duplicates would show up now
-    say("q1", t1.distinct, "dups", t1.dups, "disorder", t1.disorder)
-    say("q2", t2.distinct, "dups", t2.dups, "disorder", t2.disorder)
-    say("lost", a.session.dropped, a.session.unknown, b.messages().dropped)
-    say("connects", a.connects, b.connects)
-    say("ms", ms)
-    if MP:
-        say("mem", *samples)
-    await a.disconnect()
-    if not one:
-        await b.disconnect()
-
-
 # ---- offline publishing ----------------------------------------------------
 
 
@@ -248,7 +160,10 @@ async def offline():
     say("mem", *m)
     say("ready")
     await c.connect(30)
-    await c.flush(20)
+    try:
+        await c.flush(20)
+    except Undelivered as e:
+        say("undelivered", len(e.failed))
     say("flushed", c.session.dropped, c.session.idle())
     await c.disconnect()
 
@@ -257,10 +172,12 @@ async def offline():
 
 
 async def flood():
-    # ARGS: direct_port n sleep_ms stall_s. B (through the proxy, keepalive 2)
-    # reads slowly, and once stalls for stall_s (> keepalive) without reading;
-    # P (direct) publishes n QoS 1 messages at once.
+    # ARGS: direct_port n sleep_ms stall_s [size]. B (through the proxy,
+    # keepalive 2) reads slowly, and once stalls for stall_s (> keepalive)
+    # without reading; P (direct) publishes n QoS 1 messages (of size bytes)
+    # at once.
     dport, n, slow, stall = int(ARGS[0]), int(ARGS[1]), int(ARGS[2]), float(ARGS[3])
+    pad = b" " * (int(ARGS[4]) - 4) if len(ARGS) > 4 else b""
     mem()
     b = client("fb-" + ID, keepalive=2, inbox=4)
     await b.connect(10)
@@ -268,7 +185,7 @@ async def flood():
     p = client("fp-" + ID, port=dport, window=32, queue=64)
     await p.connect(10)
     for i in range(n):
-        await p.publish(PREFIX + "/f", b"%d" % i, 1)
+        await p.publish(PREFIX + "/f", b"%d" % i + pad, 1)
     say("published", n)
     t = Tally(n)
     held = 0

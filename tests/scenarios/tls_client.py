@@ -65,8 +65,10 @@ async def main():
     except ConnectRefused as e:
         print("refused", e.code)
         await asyncio.sleep(2)            # the client keeps retrying, with backoff
-    except asyncio.TimeoutError:
-        print("failed", type(c.last_error).__name__, str(c.last_error).replace("\n", " "))
+    except asyncio.TimeoutError as e:
+        # the timeout carries the cause: the last attempt's error (here the TLS one)
+        cause = e.args[0] if e.args else None
+        print("failed", type(cause).__name__, str(cause).replace("\n", " "))
     finally:
         await c.disconnect()
     for line in logs:

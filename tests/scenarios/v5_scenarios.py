@@ -6,6 +6,8 @@ import sys
 import asyncio
 
 from mqtt import MQTTClient, ConnectionLost, ConnectRefused
+from mqtt.outcome import Undelivered
+from mqtt.session import DROPPED
 from mqtt import codec5
 from mqtt.codec5 import (CORRELATION_DATA, MESSAGE_EXPIRY, NO_LOCAL, RESPONSE_TOPIC,
                          SUBSCRIPTION_ID, USER_PROPERTY, WILL_DELAY)
@@ -168,12 +170,16 @@ async def receive_max():
 async def expiry():
     # Published while offline; the first expires before we connect.
     c = client("ex-" + TAG)
-    await c.publish(PREFIX + "/e", b"old", 1, props={MESSAGE_EXPIRY: 1})
+    old = await c.publish(PREFIX + "/e", b"old", 1, props={MESSAGE_EXPIRY: 1})
     await c.publish(PREFIX + "/e", b"keep", 1)
     await c.publish(PREFIX + "/e", b"long", 1, props={MESSAGE_EXPIRY: 600})
     await asyncio.sleep(2)
     await c.connect(5)
-    await c.flush(5)
+    try:
+        await c.flush(5)
+        say("flushed")
+    except Undelivered as e:   # flush() names the expired one
+        say("undelivered", e.failed == [(old, DROPPED)])
     say("dropped", c.session.dropped)
     await c.disconnect()
 

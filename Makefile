@@ -13,7 +13,7 @@ help:
 	@echo "make venv    create .venv and install requirements.txt"
 	@echo "make test    run pytest on CPython + MicroPython (64-bit, and the 32-bit host image) against mosquitto (PYTEST_ARGS=... to narrow)"
 	@echo "make demo    broker + three simulated nodes on MicroPython + the fleet monitor"
-	@echo "make bench   run bench/write_split.py and bench/heap.py (needs mosquitto; tables in bench/results/)"
+	@echo "make bench   run the bench/ suite, heap32, write_split and heap (needs mosquitto; tables in bench/results/)"
 	@echo "make firmware BOARD=host|rp2_pico_w|esp32  MicroPython image with the board's modules frozen, into build/<board>"
 	@echo "make build  BOARD=esp32                    compile for a board into build/<board>"
 	@echo "make deploy BOARD=esp32 PORT=/dev/ttyUSB0  copy what changed + firmware/config.json, secrets.json"
@@ -71,11 +71,13 @@ clean:
 	find . -name '*.mpy' -not -path './.git/*' -delete
 
 # Benchmarks print figures (and write bench/results/*.md); they never assert timings.
-# bench/deps.py fetches the comparison clients (umqtt.simple, mqtt_as) from PyPI into
-# bench/.deps once (bench-only; not in requirements.txt). BENCH_ARGS: e.g. --lib-rev HEAD.
+# bench/deps.py fetches the comparison clients of suite.py (umqtt.simple 1.3.4, mqtt_async)
+# from PyPI into bench/.deps once (bench-only; not in requirements.txt). BENCH_ARGS: e.g.
+# --lib-rev HEAD. heap32.py reads umqtt.simple 1.8.0 and mqtt_as 0.8.3 in ../shared/vendor/anchors.
 bench: $(STAMP) check-mosquitto
 	$(VENV)/bin/python bench/deps.py
 	$(VENV)/bin/python bench/suite.py $(BENCH_ARGS)
+	$(VENV)/bin/python bench/heap32.py
 	$(VENV)/bin/python bench/write_split.py
 	$(VENV)/bin/python bench/heap.py
 

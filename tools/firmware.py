@@ -20,7 +20,7 @@ Cache ($MQNODE_CACHE, default ~/.cache/mqnode; everything under firmware/):
                             changed lib/ only recompiles the frozen content
     picotool-<version>/     the installed picotool
     images/<board>/<key>/   finished images; key = sha256 of the MicroPython pin, the board,
-                            the make flags and every file the manifest freezes (3 kept a board)
+                            the make flags and every file the manifest freezes (4 kept a board)
 
 Python API (tests, bench, the emulator harness):
     build(board, out=None, manifest=None, say=print) -> Path of the image in `out`
@@ -83,7 +83,7 @@ BOARDS = {
         "needs": [("make", "make"), ("gcc", "gcc"), ("git", "git")],
     },
 }
-KEEP_IMAGES = 3
+KEEP_IMAGES = 4
 LOG_TAIL = 30
 
 
@@ -364,19 +364,30 @@ def _make(board, tree, manifest, log, done):
     if s["port"] == "rp2":
         env["picotool_DIR"] = str(picotool(tree, log))
     board_dir = [f"BOARD_DIR={REPO / s['board_dir']}"] if s.get("board_dir") else []
-    _run(["make", "-C", port, f"-j{os.cpu_count() or 1}", *s["make"], *board_dir,
-          f"FROZEN_MANIFEST={_manifest(board, manifest)}"], log, env=env)
     built = port / s["built"]
     frozen_c = built.parent / "frozen_content.c"
+    # makemanifest.py recompiles a frozen module, and regenerates frozen_content.c, only when
+    # a source is newer than its output: the last build in this tree may have frozen another
+    # checkout's (newer) files or another manifest. Its frozen outputs go, so this build
+    # freezes exactly these sources (a few seconds of mpy-cross; the C is not rebuilt).
+    shutil.rmtree(built.parent / "frozen_mpy", ignore_errors=True)
+    frozen_c.unlink(missing_ok=True)
+    _run(["make", "-C", port, f"-j{os.cpu_count() or 1}", *s["make"], *board_dir,
+          f"FROZEN_MANIFEST={_manifest(board, manifest)}"], log, env=env)
     if not built.exists() or not frozen_c.exists():
         raise Failure(f"the build made no {built} (or no {frozen_c}); see {log}")
+    names = sorted(_frozen_names(frozen_c))
+    want = sorted(target for target, _, _ in frozen_files(board, tree, manifest))
+    if names != want:
+        raise Failure(f"the image's frozen modules are not what {_manifest(board, manifest)} "
+                      f"freezes: {sorted(set(names) ^ set(want))}; see {log}")
     if board == "host":     # a static i686 binary runs as is; prove it before caching it
         _run([built, "-c", "import sys; print(sys.implementation, sys.maxsize)"], log)
     tmp = done.with_name(done.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     shutil.copy2(built, tmp / s["image"])
-    (tmp / "frozen.txt").write_text("\n".join(sorted(_frozen_names(frozen_c))) + "\n")
+    (tmp / "frozen.txt").write_text("\n".join(names) + "\n")
     shutil.copyfile(log, tmp / "build.log")
     tmp.rename(done)
 

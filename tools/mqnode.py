@@ -198,8 +198,13 @@ try:
     old = list(json.loads(open('/%s').read())['files'])
 except (OSError, ValueError, KeyError, TypeError):
     old = []
+try:
+    import machine
+    uid = binascii.hexlify(machine.unique_id()).decode()
+except (ImportError, AttributeError, NameError):
+    uid = ''
 print(json.dumps({'version': list(sys.implementation.version[:3]), 'mpy': sys.implementation._mpy,
-                  'platform': sys.platform, 'free': free, 'old': old,
+                  'platform': sys.platform, 'free': free, 'old': old, 'uid': uid,
                   'files': dict((p, _h('/' + p)) for p in set(%s + old)),
                   'dirs': [d for d in %s if _isdir('/' + d)]}))
 """
@@ -240,6 +245,7 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
     copy what differs, remove what the last deploy put there and this build lacks,
     upload config/secrets, reset. Returns what it did."""
     info = board_info(board)
+    node_id, tls_files = check_config(config, secrets) if config or secrets else (None, [])
     local = {p: build_dir / p for p in stamp["files"]}
     local.update({"config.json": _json_file(config, "config")} if config else {})
     local.update({"secrets.json": _json_file(secrets, "secrets")} if secrets else {})
@@ -247,12 +253,27 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
         local[Path(f).name] = _secret_file(f)
     want = {p: hashlib.sha256(f.read_bytes()).hexdigest() for p, f in local.items()}
     dirs = sorted({str(Path(p).parent) for p in want if "/" in p})
+    # x.py next to x.mpy is what `import x` loads: the source a user once copied by hand
+    shadows = [p[:-4] + ".py" for p in want if p.endswith(".mpy")]
+    tls_files = [p for p in tls_files if p not in want]   # must already be on the board
     say("asking the board what it runs")
-    facts = probe(port, list(want) + [STAMP], dirs)
+    facts = probe(port, list(want) + [STAMP] + shadows + tls_files, dirs)
     check_abi(port, board, info, facts)
     have = facts["files"]
+    for p in tls_files:
+        if not have.get(p):
+            raise Failure(f"{port}: config.json names /{p} (tls), which is not on the board: "
+                          f"add --secret-file {Path(p).name}")
+    if node_id == "auto" and facts["uid"]:
+        say(f"node id {board_info(board)['name']}-{facts['uid']} (auto, from the chip's id)")
+    elif node_id:
+        say(f"node id {node_id}")
     changed = [p for p in sorted(want) if (have.get(p) or [None])[0] != want[p]]
     stale = sorted(p for p in set(facts["old"]) - set(want) if have.get(p))
+    shadows = [p for p in shadows if have.get(p)]
+    for p in shadows:
+        say(f"removing {p}: it would be imported instead of the new {p[:-3]}.mpy")
+    stale += shadows
     # flash needed: the new files, less what they replace and what is removed
     need = sum(local[p].stat().st_size - (have.get(p) or [0, 0])[1] for p in changed) \
         - sum(have[p][1] for p in stale)
@@ -260,12 +281,21 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
         raise Failure(f"{port}: not enough free flash: this deploy needs {need} more bytes, "
                       f"{facts['free']} are free; remove files from the board or use a "
                       "board with more flash")
+    say(f"MicroPython {'.'.join(map(str, facts['version']))}; {len(changed)} of {len(want)} "
+        f"files to copy, {len(stale)} to remove")
+    if not (changed or stale):
+        # nothing to do: no write, no reset; the probe's soft reset stopped the node, so
+        # start it again as a soft reboot does (Ctrl-D at the REPL runs main.py)
+        say("nothing changed" + (": starting the node again (soft reboot, no reset)"
+                                  if reset else ""))
+        if reset:
+            soft_reboot(port)
+        say("done")
+        return {"copied": [], "removed": []}
     cmds = [["fs", "mkdir", ":" + d] for d in dirs if d not in facts["dirs"]]
     cmds += [["fs", "cp", str(local[p]), ":" + p] for p in changed]
     cmds += [["fs", "rm", ":" + p] for p in stale]
     cmds.append(["fs", "cp", str(build_dir / STAMP), ":" + STAMP])
-    say(f"MicroPython {'.'.join(map(str, facts['version']))}; {len(changed)} of {len(want)} "
-        f"files to copy, {len(stale)} to remove")
     # One mpremote run for all of them (commands chained with "+"); it prints a line per
     # command, which becomes our progress line.
     done = [0]
@@ -285,6 +315,62 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
         mpremote(port, "reset")
     say("done")
     return {"copied": changed, "removed": stale}
+
+
+def soft_reboot(port):
+    """Ctrl-D at the board's friendly REPL (where mpremote leaves it): a soft reboot,
+    which runs boot.py and main.py, without resetting the chip."""
+    import serial   # pyserial, installed with mpremote
+    try:
+        with serial.serial_for_url(port, 115200, timeout=1, exclusive=True) as s:
+            s.write(b"\r\x03\x03")   # an empty line at the >>> prompt
+            time.sleep(0.2)
+            s.write(b"\x04")
+            s.flush()
+            time.sleep(0.2)
+    except (OSError, serial.SerialException) as e:
+        raise Failure(f"{port}: cannot send the soft reboot ({e})")
+
+
+# Runs firmware/config.py on CPython: the board's own schema, before a byte is copied.
+# argv: firmware dir, config path, secrets path (or ""). Prints the result as JSON;
+# never a value from the files (secrets).
+_CHECK = r"""
+import difflib, json, sys
+sys.path.insert(0, sys.argv[1])
+import config
+def text(p, default):
+    return open(p).read() if p else default
+try:
+    c = config.load(text(sys.argv[2], '{"broker": {"host": "-"}}'), text(sys.argv[3], "{}"))
+    print(json.dumps({"node_id": c["node_id"], "tls": [c[k] for k in ("tls.ca", "tls.cert",
+                      "tls.key") if c[k]]}))
+except config.ConfigError as e:
+    msg = str(e)
+    if msg.endswith(": unknown key"):
+        key = msg[:-13].rsplit(" ", 1)[-1].rsplit(".", 1)[-1]
+        near = difflib.get_close_matches(key, e.known, 1, 0.6)
+        msg += "; did you mean %s?" % near[0] if near else " (known: %s)" % ", ".join(e.known)
+    print(json.dumps({"error": msg}))
+"""
+
+
+def check_config(config, secrets):
+    """(node_id, [files the config names]) once config.json and secrets.json pass the
+    firmware's own checks; a Failure naming the file and the field otherwise."""
+    r = subprocess.run([sys.executable, "-c", _CHECK, str(REPO / "firmware"), config or "",
+                        secrets or ""], capture_output=True, text=True, timeout=60)
+    try:
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise Failure(f"cannot check the config with firmware/config.py: {r.stderr[-300:]}")
+    if "error" in out:
+        where = "--secrets " + secrets if out["error"].startswith("secrets.json") else \
+            "--config " + (config or "(the board's)")
+        raise Failure(f"{where}: {out['error']}")
+    if not config:
+        out["node_id"] = None
+    return out["node_id"], [p.lstrip("/") for p in out["tls"]] if config else []
 
 
 def _secret_file(path):
@@ -502,6 +588,16 @@ def main(argv=None):
                 _json_file(a.secrets, "secrets")
             for f in a.secret_file:
                 _secret_file(f)
+            if len(set(a.port)) < len(a.port):
+                raise Failure("a port is given twice")
+            node_id, _ = check_config(a.config, a.secrets) if a.config or a.secrets \
+                else (None, [])
+            if node_id not in (None, "auto") and len(a.port) > 1:
+                raise Failure(f"--config {a.config}: node_id {node_id!r} would be the same on "
+                              f"all {len(a.port)} boards, and a broker keeps one connection per "
+                              "client id (each board would throw the others off); leave "
+                              'node_id out or set it to "auto" (an id from each chip), or '
+                              "deploy each board with its own config")
             return deploy_fleet(a.board, a.port, a.config, a.secrets, not a.no_reset,
                                 secret_files=a.secret_file)
         elif a.cmd == "flash":

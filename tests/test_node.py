@@ -293,3 +293,34 @@ def test_v5_will_delay_rides_out_a_restart_but_not_an_absence(node, mosquitto, s
     p.kill_now()                       # and now gone for good
     assert s.wait_for(3, timeout=20)[2:] == [f"{status} offline"], s.messages
     assert time.monotonic() - t0 >= 3, "the will came before its delay"
+
+
+def test_node_id_auto_is_the_boards_own_and_stable(start_py, mosquitto, sub, prefix, tmp_path):
+    # No node_id (or "auto"): <board>-<hex id>; the host board derives its id from the
+    # computer's and the config file's, so two simulated nodes from two folders differ.
+    cfg = json.loads((HOST / "config.json").read_text())
+    del cfg["node_id"]
+    paths = []
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        paths.append(tmp_path / d / "config.json")
+        paths[-1].write_text(json.dumps({**cfg, "node_id": "auto"} if d == "b" else cfg))
+    s = sub(mosquitto, f"{prefix}/+/status", qos=1)
+
+    def boot(path):
+        return start_py("micropython", MAIN, ["--config", path, "--prefix", prefix,
+                                              "--broker", f"{mosquitto.host}:{mosquitto.port}"],
+                        pythonpath=(HOST,), cwd=REPO)
+
+    p = [boot(path) for path in paths]
+    got = s.wait_for(2, timeout=30)
+    ids = sorted(line.split("/")[2] for line in got)
+    assert len(set(ids)) == 2, (got, p[0].seen, p[1].seen)
+    for i in ids:
+        assert len(i) == len("host-") + 12 and i.startswith("host-")
+        int(i[5:], 16)
+    first = p[0].expect("network up").split()[1]
+    assert first in ids
+    p[0].kill_now()
+    again = boot(paths[0])
+    assert again.expect("network up").split()[1] == first   # the same id after a restart

@@ -7,7 +7,8 @@
 #                        "offline"; a deep-sleeping node says "sleeping <s>"
 #   base + "telemetry"   {"node", "seq", "uptime_s", "interval_s", "readings":
 #                        {"<sensor>.<quantity>": [value, unit]}, "errors":
-#                        {"<sensor>": "why"}, "dropped"}
+#                        {"<sensor>": "why"}, "dropped", "ts"}; ts (UTC seconds
+#                        when read) only once the clock is set
 #   base + "cmd/<name>"  commands in: interval (payload: seconds), read, ping,
 #                        reboot
 #   base + "reply/<name>" {"cmd", "ok", ...} or {"cmd", "ok": false, "error"}
@@ -205,9 +206,13 @@ class Node:
         self._tick()
         log(self.id, "#%d" % self.seq, len(readings), "readings",
             ("errors: " + ", ".join(errors)) if errors else "")
-        return json.dumps({"node": self.id, "seq": self.seq, "uptime_s": self.uptime_ms // 1000,
-                           "interval_s": self.interval, "readings": readings,
-                           "errors": errors, "dropped": self.dropped})
+        t = {"node": self.id, "seq": self.seq, "uptime_s": self.uptime_ms // 1000,
+             "interval_s": self.interval, "readings": readings, "errors": errors,
+             "dropped": self.dropped}
+        ts = utc()
+        if ts is not None:
+            t["ts"] = ts
+        return json.dumps(t)
 
     def _queue(self, payload):
         if len(self.buffer) >= self.cfg["buffer"]:
@@ -317,6 +322,16 @@ class Node:
         await c.disconnect()
         log(self.id, "sleeping", self.interval, "s")
         return self.interval * 1000
+
+
+def utc():
+    """UTC seconds since 1970, or None while the clock is not set (a board's
+    RTC starts at 2000). Bare-metal ports count from 2000, the unix port and
+    CPython from 1970: gmtime(0) says which. time_ns, not time(): a port with
+    single-precision floats would round time() to minutes."""
+    if time.gmtime()[0] < _MIN_YEAR:
+        return None
+    return time.time_ns() // 1000000000 + (946684800 if time.gmtime(0)[0] == 2000 else 0)
 
 
 def _tls(cfg):

@@ -35,13 +35,17 @@ def telemetry(lines):
 
 def test_telemetry_on_schedule_with_schema(node, mosquitto, sub, prefix):
     s = sub(mosquitto, [f"{prefix}/n1/telemetry", f"{prefix}/n1/status"], qos=1)
+    t0 = time.time()
     p = node("n1", "--interval", "1")
     got = s.wait_for(7, timeout=30)
     assert got[0] == f"{prefix}/n1/status online", (got, p.seen)
     tel = telemetry(got[1:])
     assert len(tel) == 6, (got, p.seen)
     for i, t in enumerate(tel):
-        assert set(t) == {"node", "seq", "uptime_s", "interval_s", "readings", "errors", "dropped"}
+        # ts: the host board's clock is the host's, so it is set
+        assert set(t) == {"node", "seq", "uptime_s", "interval_s", "readings", "errors", "dropped",
+                          "ts"}
+        assert int(t0) <= t["ts"] <= time.time() and t["ts"] - tel[0]["ts"] in (i - 1, i, i + 1)
         assert (t["node"], t["seq"], t["interval_s"], t["errors"], t["dropped"]) == ("n1", i + 1, 1, {}, 0)
         # Drift-free: reading k is due at (k-1) intervals on the node's own clock. A schedule
         # that waited `interval` after each reading would slip by the DS18B20's 750 ms
@@ -216,6 +220,7 @@ def test_offline_buffer_delivers_after_the_broker_returns(node, mosquitto_factor
     time.sleep(6)   # about six readings while offline; the buffer keeps the last three
     broker.start()
     p.expect("connected", timeout=30)
+    reconnected = time.time()
     time.sleep(1.5)
     s = sub(broker, topic, qos=1, extra=session)
     after = telemetry(s.wait_for(10, timeout=20))
@@ -228,6 +233,13 @@ def test_offline_buffer_delivers_after_the_broker_returns(node, mosquitto_factor
     # readings keep the seq and uptime of when they were taken
     ups = [t["uptime_s"] for t in before + after]
     assert ups == sorted(ups), ups
+    # ... and the time they were taken: the buffered ones before the broker came back,
+    # one interval apart, not all at the moment of the reconnect
+    ts = [t["ts"] for t in before + after]
+    assert ts == sorted(ts) and len(set(ts)) >= len(ts) - 1, ts
+    gap = steps.index(gaps[0]) + 1
+    buffered = ts[gap:gap + 3]   # the three the buffer kept, sent in one burst
+    assert len(set(buffered)) == 3 and buffered[-1] <= reconnected, (ts, gap, reconnected)
     # the count of dropped readings goes out with the readings taken after the drop
     assert after[-1]["dropped"] == dropped, after
     assert p.poll() is None
@@ -324,3 +336,11 @@ def test_node_id_auto_is_the_boards_own_and_stable(start_py, mosquitto, sub, pre
     p[0].kill_now()
     again = boot(paths[0])
     assert again.expect("network up").split()[1] == first   # the same id after a restart
+
+
+def test_telemetry_ts_is_utc_when_read_and_absent_without_a_clock(run_py, runtime):
+    r = run_py(runtime, REPO / "tests" / "scenarios" / "node_ts.py",
+               pythonpath=(REPO / "firmware",), timeout=30)
+    assert r.returncode == 0, r
+    assert [x for x in r.lines if not x.startswith("mqnode:")] == [
+        "own True True True", "unset False None", "epoch2000 True 1767236400"], r

@@ -14,6 +14,7 @@
 #   base + "reply/<name>" {"cmd", "ok", ...} or {"cmd", "ok": false, "error"}
 import asyncio
 import json
+import os
 import time
 
 from mqtt import MQTTClient
@@ -43,7 +44,8 @@ class Node:
         self.t_telemetry = base + "telemetry"
         self.t_cmd = base + "cmd/"
         self.t_reply = base + "reply/"
-        self.interval = cfg["telemetry.interval_s"]
+        self.settings = getattr(board, "SETTINGS", None)   # where cmd/interval is kept
+        self.interval = _setting(self.settings, cfg["telemetry.interval_s"])
         self.qos = cfg["telemetry.qos"]
         self.probes = [Probe(s, board) for s in cfg["sensors"]]
         self.buffer = []       # telemetry payloads not yet handed to the client
@@ -278,6 +280,7 @@ class Node:
                     raise ValueError("interval: want whole seconds 1..86400")
                 self.interval = s
                 reply["interval_s"] = s
+                self._save()
                 self._new_interval = True
                 self._wake.set()
             elif name == "read":
@@ -298,11 +301,30 @@ class Node:
         try:
             await self.client.publish(self.t_reply + name, json.dumps(reply), 1, timeout=10)
             if reboot:
+                await self.client.publish(self.t_status, b"rebooting", 1, True, timeout=10)
                 await self.client.flush(timeout=5)
         except (MQTTError, OSError, asyncio.TimeoutError):
             pass
         if reboot:
             self._done.set()
+
+    def _save(self):
+        # Atomic: a power cut leaves the old file or the new one, never half of
+        # one. rename() replaces the target on littlefs; FAT refuses, so the
+        # old one goes first there (and _setting() then finds the .tmp).
+        path = self.settings
+        if not path:
+            return
+        try:
+            with open(path + ".tmp", "w") as f:
+                f.write(json.dumps({"interval_s": self.interval}))
+            try:
+                os.rename(path + ".tmp", path)
+            except OSError:
+                os.remove(path)
+                os.rename(path + ".tmp", path)
+        except OSError as e:
+            log(self.id, "cannot save the settings to", path, repr(e))
 
     # ---- deep sleep ----
 
@@ -332,6 +354,19 @@ def utc():
     if time.gmtime()[0] < _MIN_YEAR:
         return None
     return time.time_ns() // 1000000000 + (946684800 if time.gmtime(0)[0] == 2000 else 0)
+
+
+def _setting(path, interval):
+    # the interval a command set before the last reboot (see Node._save)
+    for p in (path, path + ".tmp") if path else ():
+        try:
+            with open(p) as f:
+                s = json.loads(f.read())["interval_s"]
+            if isinstance(s, int) and 1 <= s <= 86400:
+                return s
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return interval
 
 
 def _tls(cfg):

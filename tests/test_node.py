@@ -137,8 +137,8 @@ def test_commands_round_trip(node, mosquitto, sub, prefix):
     status = sub(mosquitto, f"{prefix}/n1/status", qos=1)
     assert status.wait_for(1) == [f"{prefix}/n1/status online"]   # retained
     assert command(sub, mosquitto, prefix, "reboot", "") == {"cmd": "reboot", "ok": True}
-    got = status.wait_for(2, timeout=20)
-    assert got == [f"{prefix}/n1/status online"] * 2, got
+    got = status.wait_for(3, timeout=20)
+    assert got == [f"{prefix}/n1/status {x}" for x in ("online", "rebooting", "online")], got
     p.expect("network up")  # booted again
     assert p.poll() is None
 
@@ -344,3 +344,29 @@ def test_telemetry_ts_is_utc_when_read_and_absent_without_a_clock(run_py, runtim
     assert r.returncode == 0, r
     assert [x for x in r.lines if not x.startswith("mqnode:")] == [
         "own True True True", "unset False None", "epoch2000 True 1767236400"], r
+
+
+def test_interval_set_by_command_survives_a_reboot(node, mosquitto, sub, prefix, tmp_path):
+    # cmd/interval is kept next to the config file (on a board: /settings.json) and read at
+    # boot; it is written to a temporary file first and renamed, so a power cut never
+    # leaves half a file
+    path = tmp_path / "config.json"
+    path.write_text((HOST / "config.json").read_text())
+    tel = sub(mosquitto, f"{prefix}/n1/telemetry", qos=1)
+    p = node("n1", "--config", path, "--interval", "3600")
+    assert len(tel.wait_for(1, timeout=20)) == 1
+    time.sleep(0.5)
+    assert command(sub, mosquitto, prefix, "interval", "2")["ok"] is True
+    assert json.loads((tmp_path / "settings.json").read_text()) == {"interval_s": 2}
+    assert not (tmp_path / "settings.json.tmp").exists()
+    assert command(sub, mosquitto, prefix, "reboot", "")["ok"] is True
+    p.expect("network up")
+    p.expect("network up")   # booted again
+    got = telemetry(tel.wait_for(4, timeout=20))
+    boots = [t for t in got if t["seq"] == 1]
+    assert len(boots) == 2 and boots[1]["interval_s"] == 2, got
+    # a fresh node (a power cut, not a command) reads it too
+    p.kill_now()
+    p = node("n1", "--config", path, "--interval", "3600")
+    first = [t for t in telemetry(tel.wait_for(6, timeout=20)) if t["seq"] == 1]
+    assert len(first) == 3 and first[2]["interval_s"] == 2, tel.messages

@@ -131,6 +131,18 @@ def test_redeploy_copies_only_what_changed_and_removes_stale_files(boards, repo_
     assert copied(r.stdout) == ["mqnode.json", "secrets.json"], r.stdout
     assert SECRET + "2" in (vb.flash_dir / "secrets.json").read_text()
 
+    # settings a command saved (cmd/interval) stay until a new config.json comes
+    (vb.flash_dir / "settings.json").write_text('{"interval_s": 600}')
+    assert deploy(*args, repo=repo_copy).returncode == 0
+    assert (vb.flash_dir / "settings.json").exists()
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["telemetry"]["interval_s"] = 30
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    r = deploy(*args, repo=repo_copy)
+    assert "removing settings.json: " in r.stdout and copied(r.stdout) == ["config.json",
+                                                                          "mqnode.json"], r.stdout
+    assert not (vb.flash_dir / "settings.json").exists()
+
 
 @pytest.mark.parametrize("env, why", [
     ({"VB_MPY": str(5 | 2 << 10)}, "runs MicroPython 1.29.0 (mpy v5.0); this build needs "

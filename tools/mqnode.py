@@ -33,6 +33,7 @@ ARCHS = {1: "x86", 2: "x64", 3: "armv6", 4: "armv6m", 5: "armv7m", 6: "armv7em",
 # modules that never go to a device
 NOT_ON_DEVICE = {"lib/mqtt/codec_broker.py", "lib/mqtt/codec5_broker.py"}
 STAMP = "mqnode.json"           # on the board: what the last deploy put there
+SETTINGS = "settings.json"      # on the board: what commands set (cmd/interval), kept by the node
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
@@ -257,7 +258,7 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
     shadows = [p[:-4] + ".py" for p in want if p.endswith(".mpy")]
     tls_files = [p for p in tls_files if p not in want]   # must already be on the board
     say("asking the board what it runs")
-    facts = probe(port, list(want) + [STAMP] + shadows + tls_files, dirs)
+    facts = probe(port, list(want) + [STAMP, SETTINGS] + shadows + tls_files, dirs)
     check_abi(port, board, info, facts)
     have = facts["files"]
     for p in tls_files:
@@ -274,6 +275,9 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
     for p in shadows:
         say(f"removing {p}: it would be imported instead of the new {p[:-3]}.mpy")
     stale += shadows
+    if "config.json" in changed and have.get(SETTINGS):
+        say(f"removing {SETTINGS}: what commands set there would override the new config.json")
+        stale.append(SETTINGS)
     # flash needed: the new files, less what they replace and what is removed
     need = sum(local[p].stat().st_size - (have.get(p) or [0, 0])[1] for p in changed) \
         - sum(have[p][1] for p in stale)

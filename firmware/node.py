@@ -28,6 +28,11 @@ _LINK_CHECK_S = 1      # how often the sender looks at a quiet link
 _NET_RETRY_MS = 30000  # offline this long: ask the board to bring the network up again
 _MAX_ECHO = 64         # bytes of a ping payload echoed back
 _MIN_YEAR = 2025       # a clock before this has not been set since boot
+_SAME_CAUSE_MS = 10000 # failures with the cause of the last one: one line per 10 s
+# CONNACK codes for a refused login: bad user name or password, not authorised
+# (3.1.1 §3.2.2.3: 4, 5; 5.0 §3.2.2.2: 0x86, 0x87). Retrying soon cannot help and
+# makes the broker log (or lock out) every try, so the next waits the longest delay.
+_AUTH = (4, 5, 0x86, 0x87)
 
 
 def log(*args):
@@ -76,6 +81,9 @@ class Node:
         self._new_interval = False
         self._done = None               # set to stop run()
         self._last = ticks_ms()
+        self.failures = 0               # connection attempts that failed
+        self.drops = 0                  # links that ended after a connect
+        self.cause = None               # why the last attempt or link failed
 
     # ---- running ----
 
@@ -128,12 +136,40 @@ class Node:
             await self._network()
 
     async def _connect(self):
+        # The client connects and retries with backoff by itself; this says
+        # why each attempt failed and when the next one comes.
+        c = self.client
+        first, cap = c.backoff
+        seen, n, said, said_ms, quiet = c.last_error, 0, None, 0, 0
         while True:
             try:
-                await self.client.connect()
-                return
-            except ConnectRefused as e:   # the client retries with backoff
-                log(self.id, "broker refused:", e.reason)
+                await asyncio.wait_for(c.connect(), 1)
+                n = 0
+                await c.down.wait()
+                seen = c.last_error   # the link dropped: _link_watch says why
+                continue
+            except (asyncio.TimeoutError, ConnectRefused):
+                pass
+            e = c.last_error
+            if e is None or e is seen:
+                continue
+            seen = e
+            n += 1
+            self.failures += 1
+            self.cause = _cause(e, self.cfg["broker.host"], self.cfg["broker.port"])
+            auth = isinstance(e, ConnectRefused) and e.code in _AUTH
+            wait = cap if auth else min(first * 2 ** (n - 1), cap)
+            now = ticks_ms()
+            if self.cause != said or ticks_diff(now, said_ms) >= _SAME_CAUSE_MS:
+                log(self.id, "connect failed: %s; next try in %s%d s%s" % (
+                    self.cause, "" if auth else "at most ", wait,
+                    " (%d more failed the same way)" % quiet if quiet else ""))
+                said, said_ms, quiet = self.cause, now, 0
+            else:
+                quiet += 1
+            if auth:   # stop the client's own retries, wait the longest, start again
+                await c.disconnect()
+                await asyncio.sleep(cap)
 
     async def _link_watch(self):
         # The client reconnects by itself; if the link stays down, the Wi-Fi
@@ -149,7 +185,9 @@ class Node:
                 await self._network()
             await c.up.wait()
             await c.down.wait()
-            log(self.id, "disconnected:", repr(c.last_error))
+            self.drops += 1
+            self.cause = _cause(c.last_error, self.cfg["broker.host"], self.cfg["broker.port"])
+            log(self.id, "disconnected:", self.cause)
 
     # ---- the schedule ----
 
@@ -262,9 +300,11 @@ class Node:
     # ---- commands ----
 
     async def _commands(self):
-        async for msg in self.client.messages():
-            if msg.topic.startswith(self.t_cmd):
-                await self.command(msg.topic[len(self.t_cmd):], msg.payload, msg.retain)
+        while True:   # messages() ends when _connect stops the client for a while
+            async for msg in self.client.messages():
+                if msg.topic.startswith(self.t_cmd):
+                    await self.command(msg.topic[len(self.t_cmd):], msg.payload, msg.retain)
+            await self.client.up.wait()
 
     async def command(self, name, payload, retained=False):
         """Carry out one command and publish the reply."""
@@ -291,6 +331,12 @@ class Node:
                 reply["uptime_s"] = self.uptime_ms // 1000
                 reply["seq"] = self.seq
                 reply["echo"] = _text(payload[:_MAX_ECHO])
+                reply["last_error"] = self.cause
+                reply["connects"] = self.client.connects
+                reply["failures"] = self.failures
+                reply["drops"] = self.drops
+                reply["buffered"] = len(self.buffer)
+                reply["dropped"] = self.dropped
             elif name == "reboot":
                 reboot = True
             else:
@@ -375,6 +421,24 @@ def _tls(cfg):
     from mqtt.tls import TLS   # loaded only by nodes that use TLS
     return TLS(cfg["tls.ca"], cfg["tls.cert"], cfg["tls.key"], cfg["tls.server_hostname"],
                cfg["tls.insecure"])
+
+
+def _cause(e, host, port):
+    """Why a connection attempt failed, in words a person can act on; never a
+    secret (the client's errors carry none)."""
+    if isinstance(e, ConnectRefused):
+        return "the broker refused the connection: %s (CONNACK code %d)" % (e.reason, e.code)
+    if isinstance(e, asyncio.TimeoutError):
+        return "timeout: no answer from %s:%d" % (host, port)
+    text = str(e)
+    code = e.args[0] if isinstance(e, OSError) and e.args else None
+    if "addrinfo" in text or isinstance(code, int) and -300 < code < 0:
+        return "DNS: cannot resolve %r (%s)" % (host, text)
+    if code == 111:   # ECONNREFUSED on Linux, lwIP and MicroPython's own errno
+        return "connection refused: nothing listens on %s:%d" % (host, port)
+    if "SSL" in text or "X509" in text or isinstance(code, int) and code < -300:
+        return "TLS: " + text   # mbedTLS codes are large negatives
+    return _why(e)
 
 
 def _why(e):

@@ -370,3 +370,64 @@ def test_interval_set_by_command_survives_a_reboot(node, mosquitto, sub, prefix,
     p = node("n1", "--config", path, "--interval", "3600")
     first = [t for t in telemetry(tel.wait_for(6, timeout=20)) if t["seq"] == 1]
     assert len(first) == 3 and first[2]["interval_s"] == 2, tel.messages
+
+
+class Dead:
+    """A broker address where nothing listens."""
+    host = "127.0.0.1"
+
+    def __init__(self):
+        from conftest import free_port
+        self.port = free_port()
+
+
+def test_an_unreachable_broker_is_explained_on_the_console(node, prefix):
+    dead = Dead()
+    p = node("n1", "--interval", "3600", broker=dead)
+    # the first failed attempt already says why, and when the next comes
+    line = p.expect("connect failed", timeout=15)
+    assert line == (f"mqnode: n1 connect failed: connection refused: nothing listens on "
+                    f"127.0.0.1:{dead.port}; next try in at most 1 s"), line
+    # rate-limited: the same cause again within 10 s is counted, not printed
+    line = p.expect("connect failed", timeout=30)
+    assert "more failed the same way)" in line, p.seen
+    fails = [x for x in p.seen if "connect failed" in x]
+    assert len(fails) == 2, p.seen
+
+
+def test_a_broker_name_that_does_not_resolve_is_explained(node, prefix):
+    class NoSuchHost:
+        host, port = "no-such-host.invalid", 1883
+    p = node("n1", "--interval", "3600", broker=NoSuchHost())
+    line = p.expect("connect failed", timeout=20)
+    assert "connect failed: DNS: cannot resolve 'no-such-host.invalid'" in line, line
+
+
+def test_a_refused_login_waits_the_longest_delay(node, mosquitto_factory, prefix, tmp_path):
+    broker = mosquitto_factory(users={"node": "right-pw-31"})
+    (tmp_path / "secrets.json").write_text(json.dumps({"broker_username": "node",
+                                                      "broker_password": "wrong-pw-77"}))
+    p = node("n1", "--interval", "3600", "--secrets", tmp_path / "secrets.json", broker=broker)
+    line = p.expect("connect failed", timeout=20)
+    assert "the broker refused the connection: " in line and "next try in 60 s" in line, line
+    # a client with the usual backoff (1, 2, 4 s) would have tried three more times by now
+    time.sleep(7)
+    assert broker.log_text().count("Sending CONNACK") == 1, broker.log_text()
+    assert "pw-" not in "\n".join(p.seen)
+
+
+def test_ping_reports_the_links_history(node, mosquitto_factory, sub, prefix):
+    broker = mosquitto_factory()
+    p = node("n1", "--interval", "3600", broker=broker)
+    p.expect("connected")
+    broker.stop()
+    p.expect("disconnected")
+    assert "connection refused" in p.expect("connect failed", timeout=15)
+    broker.start()
+    p.expect(" connected", timeout=30)
+    time.sleep(1)
+    r = command(sub, broker, prefix, "ping", "")
+    assert (r["connects"], r["drops"], r["buffered"], r["dropped"]) == (2, 1, 0, 0), r
+    # the last thing that went wrong: an attempt while the broker was away
+    assert r["failures"] >= 1, r
+    assert r["last_error"] == f"connection refused: nothing listens on 127.0.0.1:{broker.port}", r

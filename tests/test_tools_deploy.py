@@ -360,3 +360,23 @@ def test_fleet_refuses_one_explicit_id_for_several_boards(boards, mosquitto, pre
     assert r.returncode == 1
     assert "node_id 'vb-1' would be the same on all 2 boards" in r.stderr, r.stderr
     assert all(flash_files(vb) == set() and vb.boots == 1 for vb in vbs)
+
+
+def test_logs_show_why_the_node_cannot_connect(boards, prefix, tmp_path):
+    from conftest import free_port
+
+    class Dead:
+        host, port = "127.0.0.1", free_port()
+    vb = boards()
+    assert deploy("--board", "host", "--port", vb.device, "--no-reset",
+                  *node_files(tmp_path, Dead, prefix)).returncode == 0
+    p = subprocess.Popen([sys.executable, str(REPO / "tools" / "mqnode.py"), "logs",
+                          "--port", str(vb.device), "--duration", "6"],
+                         stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    os.kill(vb.pid, 9)   # boots again and runs main.py while we watch
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0
+    assert (f"mqnode: vb-1 connect failed: connection refused: nothing listens on "
+            f"127.0.0.1:{Dead.port}; next try in at most 1 s") in out, out
+    assert SECRET not in out

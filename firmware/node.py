@@ -156,7 +156,7 @@ class Node:
             seen = e
             n += 1
             self.failures += 1
-            self.cause = _cause(e, self.cfg["broker.host"], self.cfg["broker.port"])
+            self.cause = _cause(e, self.cfg["broker.host"], self.cfg["broker.port"], self.tls)
             auth = isinstance(e, ConnectRefused) and e.code in _AUTH
             wait = cap if auth else min(first * 2 ** (n - 1), cap)
             now = ticks_ms()
@@ -186,7 +186,8 @@ class Node:
             await c.up.wait()
             await c.down.wait()
             self.drops += 1
-            self.cause = _cause(c.last_error, self.cfg["broker.host"], self.cfg["broker.port"])
+            self.cause = _cause(c.last_error, self.cfg["broker.host"], self.cfg["broker.port"],
+                                self.tls)
             log(self.id, "disconnected:", self.cause)
 
     # ---- the schedule ----
@@ -423,21 +424,24 @@ def _tls(cfg):
                cfg["tls.insecure"])
 
 
-def _cause(e, host, port):
-    """Why a connection attempt failed, in words a person can act on; never a
-    secret (the client's errors carry none)."""
+def _cause(e, host, port, tls):
+    """Why a connection attempt failed, in words a person can act on, on one
+    line; never a secret (the client's errors carry none)."""
     if isinstance(e, ConnectRefused):
         return "the broker refused the connection: %s (CONNACK code %d)" % (e.reason, e.code)
     if isinstance(e, asyncio.TimeoutError):
         return "timeout: no answer from %s:%d" % (host, port)
-    text = str(e)
+    text = " ".join(str(e).split())
     code = e.args[0] if isinstance(e, OSError) and e.args else None
     if "addrinfo" in text or isinstance(code, int) and -300 < code < 0:
         return "DNS: cannot resolve %r (%s)" % (host, text)
     if code == 111:   # ECONNREFUSED on Linux, lwIP and MicroPython's own errno
         return "connection refused: nothing listens on %s:%d" % (host, port)
-    if "SSL" in text or "X509" in text or isinstance(code, int) and code < -300:
-        return "TLS: " + text   # mbedTLS codes are large negatives
+    # MicroPython's ssl: ValueError (certificate checks) or OSError with an
+    # mbedTLS code (large negatives); CPython's: ssl.SSLError, an OSError
+    if tls and (isinstance(e, ValueError) or "SSL" in text or isinstance(code, int) and
+                code < -300):
+        return "TLS: " + text
     return _why(e)
 
 

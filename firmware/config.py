@@ -171,8 +171,9 @@ def _sensor(s, where):
         raise ConfigError("%s.type: must be one of %s" % (where, ", ".join(SENSOR_TYPES)))
     _known(s, ("type", "name") + _SENSOR_KEYS[t], where + ".")
     name = s.get("name", t)
-    if not isinstance(name, str) or not name:
-        raise ConfigError("%s.name: must be a non-empty string" % where)
+    if not isinstance(name, str) or not name or "'" in name or "\\" in name:
+        # (quotes and backslashes would break the discovery's value_template)
+        raise ConfigError("%s.name: must be a non-empty string without ' or \\" % where)
     if t in ("bme280", "sht3x"):
         addr = s.get("addr", 0x76 if t == "bme280" else 0x44)
         if not isinstance(addr, int) or isinstance(addr, bool) or not 0 < addr < 0x78:

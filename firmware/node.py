@@ -84,6 +84,12 @@ class Node:
         self.failures = 0               # connection attempts that failed
         self.drops = 0                  # links that ended after a connect
         self.cause = None               # why the last attempt or link failed
+        self.readings = {}              # every reading seen so far: key -> unit
+        self.discovery = None
+        if cfg["discovery.prefix"]:
+            from discovery import Discovery   # loaded only when it is on
+            self.discovery = Discovery(cfg["discovery.prefix"], self, board.NAME)
+        self._announced = []            # readings whose discovery config went out
 
     # ---- running ----
 
@@ -240,6 +246,9 @@ class Node:
         for p in started:
             try:
                 p.finish(readings)
+                for k in readings:
+                    if k not in self.readings:
+                        self.readings[k] = readings[k][1]
             except Exception as e:
                 errors[p.name] = _why(e)
                 p.failed()
@@ -277,8 +286,16 @@ class Node:
                     n = c.connects
                     await c.publish(self.t_status, b"online", 1, True, timeout=10)
                     announced = n
+                    self._announced = []   # discovery again after every connect
                     if n == 1:
                         asyncio.create_task(self._subscribe())
+                elif self.discovery and len(self._announced) < len(self.readings):
+                    # before the first telemetry that has the reading
+                    k = [k for k in self.readings if k not in self._announced][0]
+                    d = self.discovery
+                    await c.publish(d.topic(k), d.config(k, self.readings[k]), 1, True,
+                                    timeout=10)
+                    self._announced.append(k)
                 elif self.buffer:
                     await c.publish(self.t_telemetry, self.buffer[0], self.qos, timeout=10)
                     self.buffer.pop(0)   # only once the client has it

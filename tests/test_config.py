@@ -25,6 +25,8 @@ CASES = [
      "error sensors[1].name: 'bme280' is sensors[0]'s name too; give each sensor its own"),
     ({**BASE, "sensors": [{"type": "sht3x", "name": "a"}, {"type": "battery", "name": "a"}]},
      "error sensors[1].name: 'a' is sensors[0]'s name too; give each sensor its own"),
+    ({**BASE, "sensors": [{"type": "sht3x", "name": "it's"}]},
+     "error sensors[0].name: must be a non-empty string without ' or \\"),
     ({**BASE, "discovery": False}, "ok n1 n1 1883 60 0"),
     ({**BASE, "discovery": {"prefix": "ha"}}, "ok n1 n1 1883 60 0"),
     ({**BASE, "discovery": "yes"}, "error discovery: must be false or an object"),

@@ -75,6 +75,7 @@ def copied(out):
 def test_fresh_deploy_then_the_node_publishes(boards, mosquitto, sub, prefix, tmp_path):
     vb = boards()
     s = sub(mosquitto, f"{prefix}/vb-1/telemetry", qos=1)
+    ha = sub(mosquitto, "homeassistant/sensor/vb-1/+/config", qos=1)
     r = deploy("--board", "host", "--port", vb.device, *node_files(tmp_path, mosquitto, prefix))
     assert r.returncode == 0, r.stdout + r.stderr
     stamp = json.loads((REPO / "build" / "host" / "mqnode.json").read_text())
@@ -91,6 +92,10 @@ def test_fresh_deploy_then_the_node_publishes(boards, mosquitto, sub, prefix, tm
     assert t["node"] == "vb-1" and "air.temperature" in t["readings"]
     assert vb.hard_resets >= 1
     assert SECRET not in vb.console_text()
+    # Home Assistant's device: the model from board.json, the version of this deploy
+    device = json.loads(ha.wait_for(1, timeout=10)[0].split(" ", 1)[1])["device"]
+    assert device["model"] == json.loads((REPO / "boards" / "host" / "board.json").read_text())[
+        "model"] and device["sw_version"] == stamp["version"], device
 
 
 def test_redeploy_copies_only_what_changed_and_removes_stale_files(boards, repo_copy,

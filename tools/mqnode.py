@@ -6,10 +6,13 @@
                                   [--secret-file KEY_OR_CERT ...] [--no-reset]
     python tools/mqnode.py flash  --board B --port P --firmware FILE [--drive DIR] [--dry-run]
     python tools/mqnode.py logs   --port P [--duration S]
+    python tools/mqnode.py fleet forget NODE --host H [--port P] [--prefix mqnode]
+                                  [--discovery-prefix homeassistant] [--username U]
 
 mpy-cross compiles, mpremote talks to the board (every board command is an mpremote
 subprocess), esptool writes ESP32 flash. Exit codes: 0 ok, 1 a board or command failed,
-2 usage. Secrets (secrets.json) are uploaded but never printed.
+2 usage. Secrets (secrets.json) are uploaded but never printed; a broker password comes
+from the environment variable MQNODE_PASSWORD only.
 """
 import argparse
 import hashlib
@@ -73,7 +76,7 @@ def sources(board):
         for f in sorted((REPO / "lib" / pkg).glob("*.py")):
             if str(f.relative_to(REPO)) not in NOT_ON_DEVICE:
                 out.append((f, f"lib/{pkg}/{f.name}"))
-    for name in ("config", "node", "probes"):
+    for name in ("config", "node", "probes", "discovery"):
         out.append((REPO / "firmware" / f"{name}.py", f"lib/{name}.py"))
     for f in sorted((BOARDS / board).glob("*.py")):
         if f.name != "manifest.py":
@@ -105,7 +108,8 @@ def build(board, out=None, quiet=False):
         data = target.read_bytes()
         files[dest] = hashlib.sha256(data).hexdigest()
         rows.append((dest, src.stat().st_size, len(data)))
-    stamp = {"board": board, "version": git_version(), "mpy": MPY_VERSION,
+    stamp = {"board": board, "model": info.get("model", board), "version": git_version(),
+             "mpy": MPY_VERSION,
              "arch": info["mpy_arch"], "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
              "files": files}
     (out / STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n")
@@ -544,6 +548,53 @@ def logs(port, duration=None, out=sys.stdout):
         s.close()
 
 
+# ---------------------------------------------------------------------------- fleet
+
+
+def forget(node, host, port=1883, prefix="mqnode", discovery="homeassistant", username=None,
+           password=None, quiet_s=1.0, out=sys.stdout):
+    """Clear a retired node's retained topics: its status and its Home Assistant discovery
+    configs (an empty retained payload deletes a retained message, MQTT-3.3.1-10/11; Home
+    Assistant removes the entity when its config is cleared). Refuses while the node is
+    online: it would announce itself again."""
+    import asyncio
+    sys.path.insert(0, str(REPO / "lib"))
+    from mqtt import MQTTClient
+
+    oid = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in node)
+    status = f"{prefix}/{node}/status"
+    found = {}
+
+    def seen(msg):
+        if msg.retain and msg.payload:
+            found[msg.topic] = bytes(msg.payload)
+
+    async def run():
+        c = MQTTClient(host, port, "", username=username, password=password, backoff=(1, 2))
+        try:
+            await c.connect(timeout=10)
+        except (OSError, asyncio.TimeoutError) as e:
+            raise Failure(f"cannot connect to the broker {host}:{port}: {c.last_error or e!r}")
+        try:
+            await c.subscribe([(status, 1), (f"{discovery}/sensor/{oid}/+/config", 1)], 1,
+                              handler=seen, timeout=10)
+            n = -1
+            while n != len(found):   # retained messages come right after the SUBACK
+                n = len(found)
+                await asyncio.sleep(quiet_s)
+            if found.get(status) == b"online":
+                raise Failure(f"{node} is online: stop it first, or it announces itself again")
+            for topic in sorted(found):
+                await c.publish(topic, b"", 1, retain=True, timeout=10)
+                print(f"cleared {topic}", file=out)
+            await c.flush(timeout=10)
+        finally:
+            await c.disconnect()
+        print(f"{node}: {len(found)} retained topics cleared", file=out, flush=True)
+
+    asyncio.run(run())
+
+
 # ---------------------------------------------------------------------------- CLI
 
 
@@ -572,6 +623,16 @@ def parse_args(argv=None):
     lg = sub.add_parser("logs", help="follow what the node prints")
     lg.add_argument("--port", required=True)
     lg.add_argument("--duration", type=float, help="stop after this many seconds")
+    fl = sub.add_parser("fleet", help="fleet chores on the broker")
+    fsub = fl.add_subparsers(dest="fleet_cmd", required=True)
+    fg = fsub.add_parser("forget", help="clear a retired node's retained status and Home "
+                                        "Assistant discovery topics")
+    fg.add_argument("node")
+    fg.add_argument("--host", required=True, help="the broker")
+    fg.add_argument("--port", type=int, default=1883)
+    fg.add_argument("--prefix", default="mqnode", help="the nodes' topic_prefix")
+    fg.add_argument("--discovery-prefix", default="homeassistant")
+    fg.add_argument("--username", help="broker user (password: env MQNODE_PASSWORD)")
     a = p.parse_args(argv)
     if a.cmd == "flash" and a.port is None and a.board and (BOARDS / a.board / "board.json").exists() \
             and board_info(a.board)["flash"]["method"] == "esptool":
@@ -606,6 +667,9 @@ def main(argv=None):
                                 secret_files=a.secret_file)
         elif a.cmd == "flash":
             flash(a.board, a.port, a.firmware, a.drive, a.dry_run)
+        elif a.cmd == "fleet":
+            forget(a.node, a.host, a.port, a.prefix, a.discovery_prefix, a.username,
+                   os.environ.get("MQNODE_PASSWORD"))
         else:
             logs(a.port, a.duration)
     except Failure as e:

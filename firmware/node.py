@@ -295,7 +295,6 @@ class Node:
                     d = self.discovery
                     await c.publish(d.topic(k), d.config(k, self.readings[k]), 1, True,
                                     timeout=10)
-                    await c.flush(timeout=10)   # one at a time: bounded heap
                     self._announced.append(k)
                 elif self.buffer:
                     await c.publish(self.t_telemetry, self.buffer[0], self.qos, timeout=10)

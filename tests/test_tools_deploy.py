@@ -363,8 +363,17 @@ def test_fleet_refuses_one_explicit_id_for_several_boards(boards, mosquitto, pre
     r = deploy("--board", "host", *[x for vb in vbs for x in ("--port", vb.device)],
                *node_files(tmp_path, mosquitto, prefix))
     assert r.returncode == 1
-    assert "node_id 'vb-1' would be the same on all 2 boards" in r.stderr, r.stderr
+    assert "the client id 'vb-1' (node_id or broker.client_id) would be the same on all 2 " \
+        "boards" in r.stderr, r.stderr
     assert all(flash_files(vb) == set() and vb.boots == 1 for vb in vbs)
+    # an explicit client id is as shared as an explicit node_id
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({**{k: v for k, v in json.loads(cfg.read_text()).items()
+                                  if k != "node_id"},
+                               "broker": {"host": mosquitto.host, "client_id": "fleet"}}))
+    r = deploy("--board", "host", *[x for vb in vbs for x in ("--port", vb.device)],
+               "--config", cfg)
+    assert r.returncode == 1 and "the client id 'fleet' " in r.stderr, r.stderr
 
 
 def test_logs_show_why_the_node_cannot_connect(boards, prefix, tmp_path):

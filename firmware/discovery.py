@@ -17,38 +17,39 @@ _CLASSES = {"C": ("temperature", "\u00b0C"), "%RH": ("humidity", "%"),
 def object_id(text):
     """text with every character Home Assistant does not allow in a topic
     level of a discovery topic replaced by "_"."""
-    return "".join(c if "a" <= c <= "z" or "A" <= c <= "Z" or "0" <= c <= "9" or c in "_-"
+    return "".join(c if c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
                    else "_" for c in text)
 
 
 class Discovery:
-    def __init__(self, prefix, node, board_name, stamp="mqnode.json"):
-        self.prefix = prefix + "/sensor/" + object_id(node.id) + "/"
-        self.node = node
-        d = {"identifiers": ["mqnode_" + object_id(node.id)], "name": node.id,
-             "manufacturer": "mqnode", "model": board_name}
+    def __init__(self, node, topic):
+        """topic: the discovery prefix ("homeassistant")."""
+        self.id = object_id(node.id)
+        self.topic = topic + "/sensor/" + self.id + "/"
+        board, version = node.board.NAME, ""
         try:   # the model and version of the last deploy (tools/mqnode.py writes the stamp)
-            with open(stamp) as f:
+            with open("mqnode.json") as f:
                 s = json.loads(f.read())
-            d["model"] = s.get("model") or board_name
-            d["sw_version"] = s["version"]
+            board = s.get("model") or board
+            version = ',"sw_version":%s' % json.dumps(s["version"])
         except (OSError, ValueError, KeyError, TypeError):
             pass   # no stamp (frozen into the image): no version to tell
         # the fixed part of every config, as text once: the board has ~100 KB of heap
-        self.tail = ',"state_topic":%s,"availability_topic":%s,"device":%s}' % (
-            json.dumps(node.t_telemetry), json.dumps(node.t_status), json.dumps(d))
-
-    def topic(self, key):
-        return self.prefix + object_id(key) + "/config"
+        self.tail = ',"state_topic":%s,"availability_topic":%s,"device":{"identifiers":' \
+            '["mqnode_%s"],"name":%s,"manufacturer":"mqnode","model":%s%s}}' % (
+                json.dumps(node.t_telemetry), json.dumps(node.t_status), self.id,
+                json.dumps(node.id), json.dumps(board), version)
 
     def config(self, key, unit):
-        """The retained config payload for the reading `key` ([value, unit] in telemetry).
-        The availability payloads are Home Assistant's defaults, online and offline:
-        what the node's status says, so the will turns the entities unavailable."""
-        cls = _CLASSES.get(unit)
-        extra = ',"device_class":"%s","unit_of_measurement":"%s"' % cls if cls else \
-            ',"unit_of_measurement":%s' % json.dumps(unit) if unit else ""
-        return '{"name":%s,"unique_id":"mqnode_%s_%s","value_template":%s,' \
+        """(topic, retained config payload) for the reading `key`, [value, unit] in
+        telemetry. The availability payloads are Home Assistant's defaults, online and
+        offline: what the node's status says, so the will turns the entities
+        unavailable."""
+        c = _CLASSES.get(unit)
+        k = object_id(key)
+        return self.topic + k + "/config", '{"name":%s,"unique_id":"mqnode_%s_%s","value_template":%s,' \
             '"state_class":"measurement"%s%s' % (
-                json.dumps(key), object_id(self.node.id), object_id(key),
-                json.dumps("{{ value_json.readings['%s'][0] }}" % key), extra, self.tail)
+                json.dumps(key), self.id, k,
+                json.dumps("{{ value_json.readings['%s'][0] }}" % key),
+                ',"device_class":"%s","unit_of_measurement":"%s"' % c if c else
+                ',"unit_of_measurement":%s' % json.dumps(unit) if unit else "", self.tail)

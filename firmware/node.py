@@ -88,7 +88,7 @@ class Node:
         self.discovery = None
         if cfg["discovery.prefix"]:
             from discovery import Discovery   # loaded only when it is on
-            self.discovery = Discovery(cfg["discovery.prefix"], self, board.NAME)
+            self.discovery = Discovery(self, cfg["discovery.prefix"])
         self._announced = []            # readings whose discovery config went out
 
     # ---- running ----
@@ -292,9 +292,8 @@ class Node:
                 elif self.discovery and len(self._announced) < len(self.readings):
                     # before the first telemetry that has the reading
                     k = [k for k in self.readings if k not in self._announced][0]
-                    d = self.discovery
-                    await c.publish(d.topic(k), d.config(k, self.readings[k]), 1, True,
-                                    timeout=10)
+                    t, config = self.discovery.config(k, self.readings[k])
+                    await c.publish(t, config, 1, True, timeout=10)
                     self._announced.append(k)
                 elif self.buffer:
                     await c.publish(self.t_telemetry, self.buffer[0], self.qos, timeout=10)

@@ -214,3 +214,18 @@ def test_alpn_where_the_runtime_offers_it(run_py, runtime, broker, pki):
         assert lines[1:] == ["up", "granted [1]", "flushed"], lines
     else:
         assert lines == ["error ALPN: this runtime's SSLContext has no set_alpn_protocols"], lines
+
+
+def test_node_says_why_tls_fails(start_py, broker, pki, tmp_path):
+    # a broker whose certificate our CA did not sign: the console says it is TLS, and why
+    cfg = json.loads((REPO / "boards" / "host" / "config.json").read_text())
+    cfg.update(node_id="tls-bad", topic_prefix="nodes", tls={"ca": str(pki["ca"])},
+               broker={"host": "localhost", "port": broker.tls_ports["rogue"]})
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    p = start_py("micropython", REPO / "firmware" / "main.py",
+                 ["--config", tmp_path / "config.json"],
+                 pythonpath=(REPO / "boards" / "host",), cwd=REPO)
+    line = p.expect("connect failed", timeout=30)
+    assert line.startswith("mqnode: tls-bad connect failed: TLS: ") and \
+        "next try in at most 1 s" in line, (line, p.seen)
+    assert "not correctly signed" in line, (line, p.seen)

@@ -13,7 +13,8 @@ _REQ = object()   # marks a field that has no default
 
 # (field, type, default, check, what the check wants), checked in this order
 _SCHEMA = (
-    ("node_id", str, _REQ, lambda v: 0 < len(v) <= 64 and not ("/" in v or "+" in v or "#" in v),
+    # "auto": <board name>-<hex of the chip's unique id> (load's auto_id)
+    ("node_id", str, "auto", lambda v: 0 < len(v) <= 64 and not ("/" in v or "+" in v or "#" in v),
                 "1..64 characters without / + #"),
     ("topic_prefix", str, "mqnode", lambda v: 0 < len(v) and "+" not in v and "#" not in v,
                      "a topic level(s) without + #"),
@@ -36,6 +37,9 @@ _SCHEMA = (
     ("tls.server_hostname", str, None, lambda v: len(v) > 0, "the broker's name"),
     ("tls.insecure", bool, False, None, ""),
     ("sensors", list, [], None, ""),
+    # Home Assistant MQTT discovery; "discovery": false turns it off
+    ("discovery.prefix", str, "homeassistant", lambda v: 0 < len(v) and "+" not in v and
+                          "#" not in v, "a topic level(s) without + #"),
 )
 
 _SECRETS = (
@@ -45,25 +49,44 @@ _SECRETS = (
 )
 
 SENSOR_TYPES = ("bme280", "sht3x", "ds18b20", "battery")
+_SENSOR_KEYS = {"bme280": ("addr",), "sht3x": ("addr",), "ds18b20": (), "battery": ("ratio",)}
 
 
-def load(config_text, secrets_text="{}", overrides=None):
+def load(config_text, secrets_text="{}", overrides=None, auto_id="auto"):
     """Parse and check both files; returns a dict with dotted keys
     ("broker.host", ...) plus "secrets" (a dict that must never be printed).
     overrides: {dotted key: value} put into config.json before the checks
-    (the host board's command line)."""
+    (the host board's command line). auto_id: the node_id of a config
+    that says "auto" or none. A key the schema does not know is an error
+    (ConfigError.known lists the keys allowed there)."""
     cfg = _parse(config_text, "config.json")
     for key, v in (overrides or {}).items():
         _put(cfg, key, v)
     sec = _parse(secrets_text, "secrets.json")
+    disc = cfg.pop("discovery", None)
+    if disc is not None and disc is not False and not isinstance(disc, dict):
+        raise ConfigError("discovery: must be false or an object")
+    if disc:
+        cfg["discovery"] = disc
+    _known(cfg, [s[0] for s in _SCHEMA], "")
+    _known(sec, [s[0] for s in _SECRETS], "secrets.json: ")
     out = _check(cfg, _SCHEMA, "")
+    if disc is False:
+        out["discovery.prefix"] = None
+    if out["node_id"] == "auto":
+        out["node_id"] = auto_id
     if not out["broker.client_id"]:
         out["broker.client_id"] = out["node_id"]
     if out["broker.will_delay_s"] and out["broker.mqtt_version"] != 5:
         raise ConfigError("broker.will_delay_s: needs broker.mqtt_version 5 (MQTT 3.1.1 "
                           "has no will delay)")
+    names = []
     for i, s in enumerate(out["sensors"]):
-        out["sensors"][i] = _sensor(s, "sensors[%d]" % i)
+        s = out["sensors"][i] = _sensor(s, "sensors[%d]" % i)
+        if s["name"] in names:   # its readings would overwrite the other's
+            raise ConfigError("sensors[%d].name: %r is sensors[%d]'s name too; give each "
+                              "sensor its own" % (i, s["name"], names.index(s["name"])))
+        names.append(s["name"])
     if (out["tls.cert"] is None) != (out["tls.key"] is None):
         raise ConfigError("tls.%s: missing (a client certificate needs its key, and a key "
                           "its certificate)" % ("key" if out["tls.key"] is None else "cert"))
@@ -104,6 +127,23 @@ def _put(d, dotted, v):
     d[keys[-1]] = v
 
 
+def _known(d, keys, where):
+    # every key of d must be a schema key (or an object holding some)
+    names = []
+    for k in keys:
+        n = k.split(".")[0]
+        if n not in names:
+            names.append(n)
+    for k in d:
+        if k not in names:
+            e = ConfigError("%s%s: unknown key" % (where, k))
+            e.known = names
+            raise e
+        sub = [x[len(k) + 1:] for x in keys if x.startswith(k + ".")]
+        if sub and isinstance(d[k], dict):
+            _known(d[k], sub, where + k + ".")
+
+
 def _check(d, schema, where):
     out = {}
     for key, typ, default, ok, want in schema:
@@ -129,9 +169,11 @@ def _sensor(s, where):
     t = s.get("type")
     if t not in SENSOR_TYPES:
         raise ConfigError("%s.type: must be one of %s" % (where, ", ".join(SENSOR_TYPES)))
+    _known(s, ("type", "name") + _SENSOR_KEYS[t], where + ".")
     name = s.get("name", t)
-    if not isinstance(name, str) or not name:
-        raise ConfigError("%s.name: must be a non-empty string" % where)
+    if not isinstance(name, str) or not name or "'" in name or "\\" in name:
+        # (quotes and backslashes would break the discovery's value_template)
+        raise ConfigError("%s.name: must be a non-empty string without ' or \\" % where)
     if t in ("bme280", "sht3x"):
         addr = s.get("addr", 0x76 if t == "bme280" else 0x44)
         if not isinstance(addr, int) or isinstance(addr, bool) or not 0 < addr < 0x78:

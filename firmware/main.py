@@ -14,7 +14,7 @@ from node import Node, log
 def main():
     while True:
         try:
-            cfg = load(*board.config())
+            cfg = load(*board.config(), auto_id=board.NAME + "-" + board.uid())
         except (OSError, ValueError) as e:   # ConfigError is a ValueError
             log("config:", e)
             return 2

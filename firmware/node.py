@@ -7,12 +7,14 @@
 #                        "offline"; a deep-sleeping node says "sleeping <s>"
 #   base + "telemetry"   {"node", "seq", "uptime_s", "interval_s", "readings":
 #                        {"<sensor>.<quantity>": [value, unit]}, "errors":
-#                        {"<sensor>": "why"}, "dropped"}
+#                        {"<sensor>": "why"}, "dropped", "ts"}; ts (UTC seconds
+#                        when read) only once the clock is set
 #   base + "cmd/<name>"  commands in: interval (payload: seconds), read, ping,
 #                        reboot
 #   base + "reply/<name>" {"cmd", "ok", ...} or {"cmd", "ok": false, "error"}
 import asyncio
 import json
+import os
 import time
 
 from mqtt import MQTTClient
@@ -26,6 +28,11 @@ _LINK_CHECK_S = 1      # how often the sender looks at a quiet link
 _NET_RETRY_MS = 30000  # offline this long: ask the board to bring the network up again
 _MAX_ECHO = 64         # bytes of a ping payload echoed back
 _MIN_YEAR = 2025       # a clock before this has not been set since boot
+_SAME_CAUSE_MS = 10000 # failures with the cause of the last one: one line per 10 s
+# CONNACK codes for a refused login: bad user name or password, not authorised
+# (3.1.1 §3.2.2.3: 4, 5; 5.0 §3.2.2.2: 0x86, 0x87). Retrying soon cannot help and
+# makes the broker log (or lock out) every try, so the next waits the longest delay.
+_AUTH = (4, 5, 0x86, 0x87)
 
 
 def log(*args):
@@ -42,7 +49,8 @@ class Node:
         self.t_telemetry = base + "telemetry"
         self.t_cmd = base + "cmd/"
         self.t_reply = base + "reply/"
-        self.interval = cfg["telemetry.interval_s"]
+        self.settings = getattr(board, "SETTINGS", None)   # where cmd/interval is kept
+        self.interval = _setting(self.settings, cfg["telemetry.interval_s"])
         self.qos = cfg["telemetry.qos"]
         self.probes = [Probe(s, board) for s in cfg["sensors"]]
         self.buffer = []       # telemetry payloads not yet handed to the client
@@ -73,6 +81,15 @@ class Node:
         self._new_interval = False
         self._done = None               # set to stop run()
         self._last = ticks_ms()
+        self.failures = 0               # connection attempts that failed
+        self.drops = 0                  # links that ended after a connect
+        self.cause = None               # why the last attempt or link failed
+        self.readings = {}              # every reading seen so far: key -> unit
+        self.discovery = None
+        if cfg["discovery.prefix"]:
+            from discovery import Discovery   # loaded only when it is on
+            self.discovery = Discovery(cfg["discovery.prefix"], self, board.NAME)
+        self._announced = []            # readings whose discovery config went out
 
     # ---- running ----
 
@@ -125,12 +142,40 @@ class Node:
             await self._network()
 
     async def _connect(self):
+        # The client connects and retries with backoff by itself; this says
+        # why each attempt failed and when the next one comes.
+        c = self.client
+        first, cap = c.backoff
+        seen, n, said, said_ms, quiet = c.last_error, 0, None, 0, 0
         while True:
             try:
-                await self.client.connect()
-                return
-            except ConnectRefused as e:   # the client retries with backoff
-                log(self.id, "broker refused:", e.reason)
+                await asyncio.wait_for(c.connect(), 1)
+                n = 0
+                await c.down.wait()
+                seen = c.last_error   # the link dropped: _link_watch says why
+                continue
+            except (asyncio.TimeoutError, ConnectRefused):
+                pass
+            e = c.last_error
+            if e is None or e is seen:
+                continue
+            seen = e
+            n += 1
+            self.failures += 1
+            self.cause = _cause(e, self.cfg["broker.host"], self.cfg["broker.port"], self.tls)
+            auth = isinstance(e, ConnectRefused) and e.code in _AUTH
+            wait = cap if auth else min(first * 2 ** (n - 1), cap)
+            now = ticks_ms()
+            if self.cause != said or ticks_diff(now, said_ms) >= _SAME_CAUSE_MS:
+                log(self.id, "connect failed: %s; next try in %s%d s%s" % (
+                    self.cause, "" if auth else "at most ", wait,
+                    " (%d more failed the same way)" % quiet if quiet else ""))
+                said, said_ms, quiet = self.cause, now, 0
+            else:
+                quiet += 1
+            if auth:   # stop the client's own retries, wait the longest, start again
+                await c.disconnect()
+                await asyncio.sleep(cap)
 
     async def _link_watch(self):
         # The client reconnects by itself; if the link stays down, the Wi-Fi
@@ -146,7 +191,10 @@ class Node:
                 await self._network()
             await c.up.wait()
             await c.down.wait()
-            log(self.id, "disconnected:", repr(c.last_error))
+            self.drops += 1
+            self.cause = _cause(c.last_error, self.cfg["broker.host"], self.cfg["broker.port"],
+                                self.tls)
+            log(self.id, "disconnected:", self.cause)
 
     # ---- the schedule ----
 
@@ -198,6 +246,9 @@ class Node:
         for p in started:
             try:
                 p.finish(readings)
+                for k in readings:
+                    if k not in self.readings:
+                        self.readings[k] = readings[k][1]
             except Exception as e:
                 errors[p.name] = _why(e)
                 p.failed()
@@ -205,9 +256,13 @@ class Node:
         self._tick()
         log(self.id, "#%d" % self.seq, len(readings), "readings",
             ("errors: " + ", ".join(errors)) if errors else "")
-        return json.dumps({"node": self.id, "seq": self.seq, "uptime_s": self.uptime_ms // 1000,
-                           "interval_s": self.interval, "readings": readings,
-                           "errors": errors, "dropped": self.dropped})
+        t = {"node": self.id, "seq": self.seq, "uptime_s": self.uptime_ms // 1000,
+             "interval_s": self.interval, "readings": readings, "errors": errors,
+             "dropped": self.dropped}
+        ts = utc()
+        if ts is not None:
+            t["ts"] = ts
+        return json.dumps(t)
 
     def _queue(self, payload):
         if len(self.buffer) >= self.cfg["buffer"]:
@@ -231,8 +286,16 @@ class Node:
                     n = c.connects
                     await c.publish(self.t_status, b"online", 1, True, timeout=10)
                     announced = n
+                    self._announced = []   # discovery again after every connect
                     if n == 1:
                         asyncio.create_task(self._subscribe())
+                elif self.discovery and len(self._announced) < len(self.readings):
+                    # before the first telemetry that has the reading
+                    k = [k for k in self.readings if k not in self._announced][0]
+                    d = self.discovery
+                    await c.publish(d.topic(k), d.config(k, self.readings[k]), 1, True,
+                                    timeout=10)
+                    self._announced.append(k)
                 elif self.buffer:
                     await c.publish(self.t_telemetry, self.buffer[0], self.qos, timeout=10)
                     self.buffer.pop(0)   # only once the client has it
@@ -255,9 +318,11 @@ class Node:
     # ---- commands ----
 
     async def _commands(self):
-        async for msg in self.client.messages():
-            if msg.topic.startswith(self.t_cmd):
-                await self.command(msg.topic[len(self.t_cmd):], msg.payload, msg.retain)
+        while True:   # messages() ends when _connect stops the client for a while
+            async for msg in self.client.messages():
+                if msg.topic.startswith(self.t_cmd):
+                    await self.command(msg.topic[len(self.t_cmd):], msg.payload, msg.retain)
+            await self.client.up.wait()
 
     async def command(self, name, payload, retained=False):
         """Carry out one command and publish the reply."""
@@ -273,6 +338,7 @@ class Node:
                     raise ValueError("interval: want whole seconds 1..86400")
                 self.interval = s
                 reply["interval_s"] = s
+                self._save()
                 self._new_interval = True
                 self._wake.set()
             elif name == "read":
@@ -283,6 +349,12 @@ class Node:
                 reply["uptime_s"] = self.uptime_ms // 1000
                 reply["seq"] = self.seq
                 reply["echo"] = _text(payload[:_MAX_ECHO])
+                reply["last_error"] = self.cause
+                reply["connects"] = self.client.connects
+                reply["failures"] = self.failures
+                reply["drops"] = self.drops
+                reply["buffered"] = len(self.buffer)
+                reply["dropped"] = self.dropped
             elif name == "reboot":
                 reboot = True
             else:
@@ -293,11 +365,30 @@ class Node:
         try:
             await self.client.publish(self.t_reply + name, json.dumps(reply), 1, timeout=10)
             if reboot:
+                await self.client.publish(self.t_status, b"rebooting", 1, True, timeout=10)
                 await self.client.flush(timeout=5)
         except (MQTTError, OSError, asyncio.TimeoutError):
             pass
         if reboot:
             self._done.set()
+
+    def _save(self):
+        # Atomic: a power cut leaves the old file or the new one, never half of
+        # one. rename() replaces the target on littlefs; FAT refuses, so the
+        # old one goes first there (and _setting() then finds the .tmp).
+        path = self.settings
+        if not path:
+            return
+        try:
+            with open(path + ".tmp", "w") as f:
+                f.write(json.dumps({"interval_s": self.interval}))
+            try:
+                os.rename(path + ".tmp", path)
+            except OSError:
+                os.remove(path)
+                os.rename(path + ".tmp", path)
+        except OSError as e:
+            log(self.id, "cannot save the settings to", path, repr(e))
 
     # ---- deep sleep ----
 
@@ -319,12 +410,56 @@ class Node:
         return self.interval * 1000
 
 
+def utc():
+    """UTC seconds since 1970, or None while the clock is not set (a board's
+    RTC starts at 2000). Bare-metal ports count from 2000, the unix port and
+    CPython from 1970: gmtime(0) says which. time_ns, not time(): a port with
+    single-precision floats would round time() to minutes."""
+    if time.gmtime()[0] < _MIN_YEAR:
+        return None
+    return time.time_ns() // 1000000000 + (946684800 if time.gmtime(0)[0] == 2000 else 0)
+
+
+def _setting(path, interval):
+    # the interval a command set before the last reboot (see Node._save)
+    for p in (path, path + ".tmp") if path else ():
+        try:
+            with open(p) as f:
+                s = json.loads(f.read())["interval_s"]
+            if isinstance(s, int) and 1 <= s <= 86400:
+                return s
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return interval
+
+
 def _tls(cfg):
     if not (cfg["tls.ca"] or cfg["tls.insecure"]):
         return None
     from mqtt.tls import TLS   # loaded only by nodes that use TLS
     return TLS(cfg["tls.ca"], cfg["tls.cert"], cfg["tls.key"], cfg["tls.server_hostname"],
                cfg["tls.insecure"])
+
+
+def _cause(e, host, port, tls):
+    """Why a connection attempt failed, in words a person can act on, on one
+    line; never a secret (the client's errors carry none)."""
+    if isinstance(e, ConnectRefused):
+        return "the broker refused the connection: %s (CONNACK code %d)" % (e.reason, e.code)
+    if isinstance(e, asyncio.TimeoutError):
+        return "timeout: no answer from %s:%d" % (host, port)
+    text = " ".join(str(e).split())
+    code = e.args[0] if isinstance(e, OSError) and e.args else None
+    if "addrinfo" in text or isinstance(code, int) and -300 < code < 0:
+        return "DNS: cannot resolve %r (%s)" % (host, text)
+    if code == 111:   # ECONNREFUSED on Linux, lwIP and MicroPython's own errno
+        return "connection refused: nothing listens on %s:%d" % (host, port)
+    # MicroPython's ssl: ValueError (certificate checks) or OSError with an
+    # mbedTLS code (large negatives); CPython's: ssl.SSLError, an OSError
+    if tls and (isinstance(e, ValueError) or "SSL" in text or isinstance(code, int) and
+                code < -300):
+        return "TLS: " + text
+    return _why(e)
 
 
 def _why(e):

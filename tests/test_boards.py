@@ -161,7 +161,7 @@ def test_manifest_names_existing_paths(name, tmp_path):
     assert ("package", str(REPO / "lib" / "mqtt")) in got
     assert ("package", str(REPO / "lib" / "sensors")) in got
     assert ("module", str(BOARDS_DIR / name / "board.py")) in got
-    for mod in ("config.py", "node.py", "probes.py"):
+    for mod in ("config.py", "node.py", "probes.py", "discovery.py"):
         assert ("module", str(REPO / "firmware" / mod)) in got
     # main.py stays on the filesystem: a frozen main.py would run instead of /main.py
     assert not any(Path(p).name == "main.py" for f, p in named if f != "require")
@@ -174,7 +174,7 @@ def test_manifest_check_can_fail(tmp_path):
     (moved / "manifest.py").write_text((BOARDS_DIR / "esp32" / "manifest.py").read_text())
     named = run_manifest("esp32", tmp_path, mdir=moved)
     missing = [p for f, p in named if f in ("package", "module") and not Path(p).exists()]
-    assert len(missing) == 6, named   # mqtt, sensors, board.py and three firmware modules
+    assert len(missing) == 7, named   # mqtt, sensors, board.py and four firmware modules
 
 
 # --------------------------------------------------------------------------- on MicroPython

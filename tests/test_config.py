@@ -12,7 +12,27 @@ CASES = [
     (BASE, "ok n1 n1 1883 60 0"),
     (json.loads((REPO / "firmware" / "config.example.json").read_text()),
      "ok greenhouse-1 greenhouse-1 1883 60 4"),
-    ({"broker": {"host": "h"}}, "error node_id: missing (1..64 characters without / + #)"),
+    # no node_id, or "auto": the board's own (config.load's auto_id; here "auto-7")
+    ({"broker": {"host": "h"}}, "ok auto-7 auto-7 1883 60 0"),
+    ({"node_id": "auto", "broker": {"host": "h"}}, "ok auto-7 auto-7 1883 60 0"),
+    # a key the schema does not know is a mistake (a misspelling would be ignored)
+    ({**BASE, "telemtry": {"interval_s": 5}}, "error telemtry: unknown key"),
+    ({**BASE, "broker": {"host": "h", "prot": 1884}}, "error broker.prot: unknown key"),
+    ({**BASE, "sensors": [{"type": "bme280", "adr": 118}]}, "error sensors[0].adr: unknown key"),
+    ({**BASE, "sensors": [{"type": "ds18b20", "addr": 118}]}, "error sensors[0].addr: unknown key"),
+    # two sensors with one name: the second's readings would overwrite the first's
+    ({**BASE, "sensors": [{"type": "bme280"}, {"type": "bme280", "addr": 119}]},
+     "error sensors[1].name: 'bme280' is sensors[0]'s name too; give each sensor its own"),
+    ({**BASE, "sensors": [{"type": "sht3x", "name": "a"}, {"type": "battery", "name": "a"}]},
+     "error sensors[1].name: 'a' is sensors[0]'s name too; give each sensor its own"),
+    ({**BASE, "sensors": [{"type": "sht3x", "name": "it's"}]},
+     "error sensors[0].name: must be a non-empty string without ' or \\"),
+    ({**BASE, "discovery": False}, "ok n1 n1 1883 60 0"),
+    ({**BASE, "discovery": {"prefix": "ha"}}, "ok n1 n1 1883 60 0"),
+    ({**BASE, "discovery": "yes"}, "error discovery: must be false or an object"),
+    ({**BASE, "discovery": {"prefix": "ha/#"}},
+     "error discovery.prefix: must be a topic level(s) without + #"),
+    ({**BASE, "discovery": {"prefx": "ha"}}, "error discovery.prefx: unknown key"),
     ({"node_id": "a/b", "broker": {"host": "h"}}, "error node_id: must be 1..64 characters without / + #"),
     ({"node_id": "n1"}, "error broker.host: missing (a host name or IP address)"),
     ({**BASE, "broker": {"host": "h", "port": "1883"}}, "error broker.port: must be int, not str"),
@@ -65,3 +85,16 @@ def test_secrets_checked():
         config.load(json.dumps(BASE), '{"broker_username": 5}')
     c = config.load(json.dumps(BASE), '{"broker_username": "u", "broker_password": "pw-123"}')
     assert c["secrets"]["broker_password"] == "pw-123"
+    with pytest.raises(config.ConfigError, match="secrets.json: wifi_pasword: unknown key") as e:
+        config.load(json.dumps(BASE), '{"wifi_pasword": "pw-123"}')
+    assert "pw-123" not in str(e.value) and "wifi_password" in e.value.known
+
+
+def test_discovery_prefix():
+    import sys
+    sys.path.insert(0, str(REPO / "firmware"))
+    import config
+    assert config.load(json.dumps(BASE))["discovery.prefix"] == "homeassistant"   # on by default
+    assert config.load(json.dumps({**BASE, "discovery": {}}))["discovery.prefix"] == "homeassistant"
+    assert config.load(json.dumps({**BASE, "discovery": False}))["discovery.prefix"] is None
+    assert config.load(json.dumps({**BASE, "discovery": {"prefix": "ha"}}))["discovery.prefix"] == "ha"

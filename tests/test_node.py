@@ -35,13 +35,17 @@ def telemetry(lines):
 
 def test_telemetry_on_schedule_with_schema(node, mosquitto, sub, prefix):
     s = sub(mosquitto, [f"{prefix}/n1/telemetry", f"{prefix}/n1/status"], qos=1)
+    t0 = time.time()
     p = node("n1", "--interval", "1")
     got = s.wait_for(7, timeout=30)
     assert got[0] == f"{prefix}/n1/status online", (got, p.seen)
     tel = telemetry(got[1:])
     assert len(tel) == 6, (got, p.seen)
     for i, t in enumerate(tel):
-        assert set(t) == {"node", "seq", "uptime_s", "interval_s", "readings", "errors", "dropped"}
+        # ts: the host board's clock is the host's, so it is set
+        assert set(t) == {"node", "seq", "uptime_s", "interval_s", "readings", "errors", "dropped",
+                          "ts"}
+        assert int(t0) <= t["ts"] <= time.time() and t["ts"] - tel[0]["ts"] in (i - 1, i, i + 1)
         assert (t["node"], t["seq"], t["interval_s"], t["errors"], t["dropped"]) == ("n1", i + 1, 1, {}, 0)
         # Drift-free: reading k is due at (k-1) intervals on the node's own clock. A schedule
         # that waited `interval` after each reading would slip by the DS18B20's 750 ms
@@ -133,8 +137,8 @@ def test_commands_round_trip(node, mosquitto, sub, prefix):
     status = sub(mosquitto, f"{prefix}/n1/status", qos=1)
     assert status.wait_for(1) == [f"{prefix}/n1/status online"]   # retained
     assert command(sub, mosquitto, prefix, "reboot", "") == {"cmd": "reboot", "ok": True}
-    got = status.wait_for(2, timeout=20)
-    assert got == [f"{prefix}/n1/status online"] * 2, got
+    got = status.wait_for(3, timeout=20)
+    assert got == [f"{prefix}/n1/status {x}" for x in ("online", "rebooting", "online")], got
     p.expect("network up")  # booted again
     assert p.poll() is None
 
@@ -216,6 +220,7 @@ def test_offline_buffer_delivers_after_the_broker_returns(node, mosquitto_factor
     time.sleep(6)   # about six readings while offline; the buffer keeps the last three
     broker.start()
     p.expect("connected", timeout=30)
+    reconnected = time.time()
     time.sleep(1.5)
     s = sub(broker, topic, qos=1, extra=session)
     after = telemetry(s.wait_for(10, timeout=20))
@@ -228,6 +233,13 @@ def test_offline_buffer_delivers_after_the_broker_returns(node, mosquitto_factor
     # readings keep the seq and uptime of when they were taken
     ups = [t["uptime_s"] for t in before + after]
     assert ups == sorted(ups), ups
+    # ... and the time they were taken: the buffered ones before the broker came back,
+    # one interval apart, not all at the moment of the reconnect
+    ts = [t["ts"] for t in before + after]
+    assert ts == sorted(ts) and len(set(ts)) >= len(ts) - 1, ts
+    gap = steps.index(gaps[0]) + 1
+    buffered = ts[gap:gap + 3]   # the three the buffer kept, sent in one burst
+    assert len(set(buffered)) == 3 and buffered[-1] <= reconnected, (ts, gap, reconnected)
     # the count of dropped readings goes out with the readings taken after the drop
     assert after[-1]["dropped"] == dropped, after
     assert p.poll() is None
@@ -293,3 +305,129 @@ def test_v5_will_delay_rides_out_a_restart_but_not_an_absence(node, mosquitto, s
     p.kill_now()                       # and now gone for good
     assert s.wait_for(3, timeout=20)[2:] == [f"{status} offline"], s.messages
     assert time.monotonic() - t0 >= 3, "the will came before its delay"
+
+
+def test_node_id_auto_is_the_boards_own_and_stable(start_py, mosquitto, sub, prefix, tmp_path):
+    # No node_id (or "auto"): <board>-<hex id>; the host board derives its id from the
+    # computer's and the config file's, so two simulated nodes from two folders differ.
+    cfg = json.loads((HOST / "config.json").read_text())
+    del cfg["node_id"]
+    paths = []
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        paths.append(tmp_path / d / "config.json")
+        paths[-1].write_text(json.dumps({**cfg, "node_id": "auto"} if d == "b" else cfg))
+    s = sub(mosquitto, f"{prefix}/+/status", qos=1)
+
+    def boot(path):
+        return start_py("micropython", MAIN, ["--config", path, "--prefix", prefix,
+                                              "--broker", f"{mosquitto.host}:{mosquitto.port}"],
+                        pythonpath=(HOST,), cwd=REPO)
+
+    p = [boot(path) for path in paths]
+    got = s.wait_for(2, timeout=30)
+    ids = sorted(line.split("/")[2] for line in got)
+    assert len(set(ids)) == 2, (got, p[0].seen, p[1].seen)
+    for i in ids:
+        assert len(i) == len("host-") + 12 and i.startswith("host-")
+        int(i[5:], 16)
+    first = p[0].expect("network up").split()[1]
+    assert first in ids
+    p[0].kill_now()
+    again = boot(paths[0])
+    assert again.expect("network up").split()[1] == first   # the same id after a restart
+
+
+def test_telemetry_ts_is_utc_when_read_and_absent_without_a_clock(run_py, runtime):
+    r = run_py(runtime, REPO / "tests" / "scenarios" / "node_ts.py",
+               pythonpath=(REPO / "firmware",), timeout=30)
+    assert r.returncode == 0, r
+    assert [x for x in r.lines if not x.startswith("mqnode:")] == [
+        "own True True True", "unset False None", "epoch2000 True 1767236400"], r
+
+
+def test_interval_set_by_command_survives_a_reboot(node, mosquitto, sub, prefix, tmp_path):
+    # cmd/interval is kept next to the config file (on a board: /settings.json) and read at
+    # boot; it is written to a temporary file first and renamed, so a power cut never
+    # leaves half a file
+    path = tmp_path / "config.json"
+    path.write_text((HOST / "config.json").read_text())
+    tel = sub(mosquitto, f"{prefix}/n1/telemetry", qos=1)
+    p = node("n1", "--config", path, "--interval", "3600")
+    assert len(tel.wait_for(1, timeout=20)) == 1
+    time.sleep(0.5)
+    assert command(sub, mosquitto, prefix, "interval", "2")["ok"] is True
+    assert json.loads((tmp_path / "settings.json").read_text()) == {"interval_s": 2}
+    assert not (tmp_path / "settings.json.tmp").exists()
+    assert command(sub, mosquitto, prefix, "reboot", "")["ok"] is True
+    p.expect("network up")
+    p.expect("network up")   # booted again
+    got = telemetry(tel.wait_for(4, timeout=20))
+    boots = [t for t in got if t["seq"] == 1]
+    assert len(boots) == 2 and boots[1]["interval_s"] == 2, got
+    # a fresh node (a power cut, not a command) reads it too
+    p.kill_now()
+    p = node("n1", "--config", path, "--interval", "3600")
+    first = [t for t in telemetry(tel.wait_for(6, timeout=20)) if t["seq"] == 1]
+    assert len(first) == 3 and first[2]["interval_s"] == 2, tel.messages
+
+
+class Dead:
+    """A broker address where nothing listens."""
+    host = "127.0.0.1"
+
+    def __init__(self):
+        from conftest import free_port
+        self.port = free_port()
+
+
+def test_an_unreachable_broker_is_explained_on_the_console(node, prefix):
+    dead = Dead()
+    p = node("n1", "--interval", "3600", broker=dead)
+    # the first failed attempt already says why, and when the next comes
+    line = p.expect("connect failed", timeout=15)
+    assert line == (f"mqnode: n1 connect failed: connection refused: nothing listens on "
+                    f"127.0.0.1:{dead.port}; next try in at most 1 s"), line
+    # rate-limited: the same cause again within 10 s is counted, not printed
+    line = p.expect("connect failed", timeout=30)
+    assert "more failed the same way)" in line, p.seen
+    fails = [x for x in p.seen if "connect failed" in x]
+    assert len(fails) == 2, p.seen
+
+
+def test_a_broker_name_that_does_not_resolve_is_explained(node, prefix):
+    class NoSuchHost:
+        host, port = "no-such-host.invalid", 1883
+    p = node("n1", "--interval", "3600", broker=NoSuchHost())
+    line = p.expect("connect failed", timeout=20)
+    assert "connect failed: DNS: cannot resolve 'no-such-host.invalid'" in line, line
+
+
+def test_a_refused_login_waits_the_longest_delay(node, mosquitto_factory, prefix, tmp_path):
+    broker = mosquitto_factory(users={"node": "right-pw-31"})
+    (tmp_path / "secrets.json").write_text(json.dumps({"broker_username": "node",
+                                                      "broker_password": "wrong-pw-77"}))
+    p = node("n1", "--interval", "3600", "--secrets", tmp_path / "secrets.json", broker=broker)
+    line = p.expect("connect failed", timeout=20)
+    assert "the broker refused the connection: " in line and "next try in 60 s" in line, line
+    # a client with the usual backoff (1, 2, 4 s) would have tried three more times by now
+    time.sleep(7)
+    assert broker.log_text().count("Sending CONNACK") == 1, broker.log_text()
+    assert "pw-" not in "\n".join(p.seen)
+
+
+def test_ping_reports_the_links_history(node, mosquitto_factory, sub, prefix):
+    broker = mosquitto_factory()
+    p = node("n1", "--interval", "3600", broker=broker)
+    p.expect("connected")
+    broker.stop()
+    p.expect("disconnected")
+    assert "connection refused" in p.expect("connect failed", timeout=15)
+    broker.start()
+    p.expect(" connected", timeout=30)
+    time.sleep(1)
+    r = command(sub, broker, prefix, "ping", "")
+    assert (r["connects"], r["drops"], r["buffered"], r["dropped"]) == (2, 1, 0, 0), r
+    # the last thing that went wrong: an attempt while the broker was away
+    assert r["failures"] >= 1, r
+    assert r["last_error"] == f"connection refused: nothing listens on 127.0.0.1:{broker.port}", r

@@ -182,3 +182,18 @@ def test_node_over_tls(start_py, broker, pki, sub, tmp_path):
     p.kill_now()
     out = "\n".join(p.seen) + p.stdout.read()
     assert PASSWORD not in out and "without TLS" not in out
+
+
+def test_node_says_why_tls_fails(start_py, broker, pki, tmp_path):
+    # a broker whose certificate our CA did not sign: the console says it is TLS, and why
+    cfg = json.loads((REPO / "boards" / "host" / "config.json").read_text())
+    cfg.update(node_id="tls-bad", topic_prefix="nodes", tls={"ca": str(pki["ca"])},
+               broker={"host": "localhost", "port": broker.tls_ports["rogue"]})
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    p = start_py("micropython", REPO / "firmware" / "main.py",
+                 ["--config", tmp_path / "config.json"],
+                 pythonpath=(REPO / "boards" / "host",), cwd=REPO)
+    line = p.expect("connect failed", timeout=30)
+    assert line.startswith("mqnode: tls-bad connect failed: TLS: ") and \
+        "next try in at most 1 s" in line, (line, p.seen)
+    assert "not correctly signed" in line, (line, p.seen)

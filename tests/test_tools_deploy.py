@@ -48,6 +48,8 @@ def node_files(tmp_path, mosquitto, prefix, node_id="vb-1"):
     cfg = {"node_id": node_id, "topic_prefix": prefix,
            "broker": {"host": mosquitto.host, "port": mosquitto.port, "keepalive": 30},
            "telemetry": {"interval_s": 1}, "sensors": [{"type": "bme280", "name": "air"}]}
+    if node_id is None:   # a fleet's config: each board's own id
+        del cfg["node_id"]
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     (tmp_path / "secrets.json").write_text(json.dumps({"broker_username": "node",
                                                       "broker_password": SECRET}))
@@ -73,6 +75,7 @@ def copied(out):
 def test_fresh_deploy_then_the_node_publishes(boards, mosquitto, sub, prefix, tmp_path):
     vb = boards()
     s = sub(mosquitto, f"{prefix}/vb-1/telemetry", qos=1)
+    ha = sub(mosquitto, "homeassistant/sensor/vb-1/+/config", qos=1)
     r = deploy("--board", "host", "--port", vb.device, *node_files(tmp_path, mosquitto, prefix))
     assert r.returncode == 0, r.stdout + r.stderr
     stamp = json.loads((REPO / "build" / "host" / "mqnode.json").read_text())
@@ -89,6 +92,10 @@ def test_fresh_deploy_then_the_node_publishes(boards, mosquitto, sub, prefix, tm
     assert t["node"] == "vb-1" and "air.temperature" in t["readings"]
     assert vb.hard_resets >= 1
     assert SECRET not in vb.console_text()
+    # Home Assistant's device: the model from board.json, the version of this deploy
+    device = json.loads(ha.wait_for(1, timeout=10)[0].split(" ", 1)[1])["device"]
+    assert device["model"] == json.loads((REPO / "boards" / "host" / "board.json").read_text())[
+        "model"] and device["sw_version"] == stamp["version"], device
 
 
 def test_redeploy_copies_only_what_changed_and_removes_stale_files(boards, repo_copy,
@@ -102,9 +109,10 @@ def test_redeploy_copies_only_what_changed_and_removes_stale_files(boards, repo_
     assert "lib/sensors/extra.mpy" in flash_files(vb)
     (vb.flash_dir / "user.txt").write_text("the user's own file")
 
-    # nothing changed: only the version stamp is written
+    # nothing changed: nothing is written, not even the version stamp
     r = deploy(*args, repo=repo_copy)
-    assert r.returncode == 0 and copied(r.stdout) == ["mqnode.json"], r.stdout
+    assert r.returncode == 0 and copied(r.stdout) == [], r.stdout
+    assert "0 of " in r.stdout and "nothing changed" in r.stdout, r.stdout
 
     # one module changed, one gone: exactly that file copied, the stale one removed
     node = repo_copy / "firmware" / "node.py"
@@ -128,6 +136,18 @@ def test_redeploy_copies_only_what_changed_and_removes_stale_files(boards, repo_
     assert copied(r.stdout) == ["mqnode.json", "secrets.json"], r.stdout
     assert SECRET + "2" in (vb.flash_dir / "secrets.json").read_text()
 
+    # settings a command saved (cmd/interval) stay until a new config.json comes
+    (vb.flash_dir / "settings.json").write_text('{"interval_s": 600}')
+    assert deploy(*args, repo=repo_copy).returncode == 0
+    assert (vb.flash_dir / "settings.json").exists()
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["telemetry"]["interval_s"] = 30
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    r = deploy(*args, repo=repo_copy)
+    assert "removing settings.json: " in r.stdout and copied(r.stdout) == ["config.json",
+                                                                          "mqnode.json"], r.stdout
+    assert not (vb.flash_dir / "settings.json").exists()
+
 
 @pytest.mark.parametrize("env, why", [
     ({"VB_MPY": str(5 | 2 << 10)}, "runs MicroPython 1.29.0 (mpy v5.0); this build needs "
@@ -149,7 +169,7 @@ def test_fleet_deploy_reports_the_broken_board_and_finishes_the_others(boards, m
     good = [boards("a"), boards("c")]
     broken = boards("b", platform="linux", env={"VB_VERSION": "1.18.0"})
     ports = [good[0].device, broken.device, good[1].device]
-    args = ["--board", "host", "--no-reset", *node_files(tmp_path, mosquitto, prefix)]
+    args = ["--board", "host", "--no-reset", *node_files(tmp_path, mosquitto, prefix, None)]
     r = deploy(*args, *[x for p in ports for x in ("--port", p)])
     assert r.returncode == 1, r.stdout
     out = r.stdout
@@ -238,3 +258,130 @@ def test_tls_key_files_go_to_the_board_only(boards, tmp_path):
         json.loads((build / "mqnode.json").read_text())["files"]
     r = deploy("--board", "host", "--port", vb.device, "--secret-file", tmp_path / "main.py")
     assert r.returncode == 1 and "no such file" in r.stderr
+
+
+def test_redeploy_that_changed_nothing_does_not_reset_the_board(boards, mosquitto, sub, prefix,
+                                                                 tmp_path):
+    vb = boards()
+    args = ["--board", "host", "--port", vb.device, *node_files(tmp_path, mosquitto, prefix)]
+    assert deploy(*args).returncode == 0
+    assert vb.wait_for_console("mqnode: vb-1 connected", timeout=30), vb.console_text()[-2000:]
+    stamp = (vb.flash_dir / "mqnode.json").read_bytes()
+    resets = vb.hard_resets
+    mark = vb.console_mark()
+    r = deploy(*args)
+    assert r.returncode == 0 and copied(r.stdout) == [] and "nothing changed" in r.stdout, r.stdout
+    assert vb.hard_resets == resets                     # no reset ...
+    assert (vb.flash_dir / "mqnode.json").read_bytes() == stamp   # ... no write ...
+    # ... and the node runs again (the probe had to stop it to reach the REPL)
+    assert vb.wait_for_console("mqnode: vb-1 connected", timeout=30, since=mark), \
+        vb.console_text()[-2000:]
+
+
+@pytest.mark.parametrize("cfg, sec, why", [
+    ({"telemtry": {"interval_s": 5}}, None,
+     "--config {c}: telemtry: unknown key; did you mean telemetry?"),
+    ({"broker": {"hots": "x"}}, None, "--config {c}: broker.hots: unknown key; did you mean host?"),
+    ({"sensors": [{"type": "bme280"}, {"type": "bme280", "addr": 119}]}, None,
+     "--config {c}: sensors[1].name: 'bme280' is sensors[0]'s name too; give each sensor "
+     "its own"),
+    ({"telemetry": {"interval_s": 0}}, None,
+     "--config {c}: telemetry.interval_s: must be 1..86400 seconds"),
+    ({}, {"broker_pasword": SECRET},
+     "--secrets {s}: secrets.json: broker_pasword: unknown key; did you mean broker_password?"),
+    (None, None, "--config {d}/missing.json: cannot read it (No such file or directory)"),
+])
+def test_config_mistakes_are_refused_before_a_byte_is_copied(boards, mosquitto, prefix, tmp_path,
+                                                              cfg, sec, why):
+    vb = boards()
+    args = node_files(tmp_path, mosquitto, prefix)
+    good = json.loads((tmp_path / "config.json").read_text())
+    c, sp = tmp_path / "bad-config.json", tmp_path / "bad-secrets.json"
+    if cfg is None:
+        c = tmp_path / "missing.json"
+    else:
+        c.write_text(json.dumps({**good, **cfg}))
+    args[1] = c
+    if sec is not None:
+        sp.write_text(json.dumps(sec))
+        args[3] = sp
+    r = deploy("--board", "host", "--port", vb.device, *args)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert why.format(c=c, s=sp, d=tmp_path) in r.stderr, r.stderr
+    assert flash_files(vb) == set() and vb.boots == 1     # the board was never even asked
+
+
+def test_a_tls_file_the_config_names_must_reach_the_board(boards, mosquitto, prefix, tmp_path):
+    vb = boards()
+    args = node_files(tmp_path, mosquitto, prefix)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["tls"] = {"ca": "/ca.pem"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    r = deploy("--board", "host", "--port", vb.device, *args)
+    assert r.returncode == 1 and "config.json names /ca.pem (tls), which is not on the board: " \
+        "add --secret-file ca.pem" in r.stdout, r.stdout
+    assert flash_files(vb) == set()
+
+
+def test_a_stale_py_that_would_shadow_the_mpy_is_removed(boards, mosquitto, prefix, tmp_path):
+    vb = boards()
+    # once copied by hand, as the README used to suggest
+    (vb.flash_dir / "lib" / "mqtt").mkdir(parents=True)
+    (vb.flash_dir / "lib" / "mqtt" / "client.py").write_text("raise ImportError('old')\n")
+    (vb.flash_dir / "lib" / "node.py").write_text("raise ImportError('old')\n")
+    (vb.flash_dir / "lib" / "mine.py").write_text("X = 1\n")   # the user's own: kept
+    r = deploy("--board", "host", "--port", vb.device, *node_files(tmp_path, mosquitto, prefix))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "removing lib/mqtt/client.py: it would be imported instead of the new " \
+        "lib/mqtt/client.mpy" in r.stdout, r.stdout
+    assert "removing lib/node.py: " in r.stdout
+    files = flash_files(vb)
+    assert {"lib/mqtt/client.mpy", "lib/node.mpy", "lib/mine.py"} <= files
+    assert not {"lib/mqtt/client.py", "lib/node.py"} & files
+    assert vb.wait_for_console("mqnode: vb-1 connected", timeout=30), vb.console_text()[-2000:]
+
+
+def test_fleet_from_one_config_gives_each_board_its_own_id(boards, mosquitto, sub, prefix,
+                                                           tmp_path):
+    vbs = [boards(n) for n in "abc"]
+    args = node_files(tmp_path, mosquitto, prefix, None)   # one config, no node_id
+    s = sub(mosquitto, f"{prefix}/+/status", qos=1)
+    r = deploy("--board", "host", *[x for vb in vbs for x in ("--port", vb.device)], *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ids = sorted(line.split("node id ")[1].split()[0] for line in r.stdout.splitlines()
+                 if "node id " in line)
+    assert len(set(ids)) == 3 and all(i.startswith("host-") for i in ids), r.stdout
+    got = s.wait_for(3, timeout=40)
+    assert sorted(got) == sorted(f"{prefix}/{i}/status online" for i in ids), got
+    time.sleep(3)   # clients with one id would keep throwing each other off
+    assert sorted(s.messages) == sorted(got), s.messages
+    assert "already connected" not in mosquitto.log_text()
+
+
+def test_fleet_refuses_one_explicit_id_for_several_boards(boards, mosquitto, prefix, tmp_path):
+    vbs = [boards(n) for n in "ab"]
+    r = deploy("--board", "host", *[x for vb in vbs for x in ("--port", vb.device)],
+               *node_files(tmp_path, mosquitto, prefix))
+    assert r.returncode == 1
+    assert "node_id 'vb-1' would be the same on all 2 boards" in r.stderr, r.stderr
+    assert all(flash_files(vb) == set() and vb.boots == 1 for vb in vbs)
+
+
+def test_logs_show_why_the_node_cannot_connect(boards, prefix, tmp_path):
+    from conftest import free_port
+
+    class Dead:
+        host, port = "127.0.0.1", free_port()
+    vb = boards()
+    assert deploy("--board", "host", "--port", vb.device, "--no-reset",
+                  *node_files(tmp_path, Dead, prefix)).returncode == 0
+    p = subprocess.Popen([sys.executable, str(REPO / "tools" / "mqnode.py"), "logs",
+                          "--port", str(vb.device), "--duration", "6"],
+                         stdout=subprocess.PIPE, text=True)
+    time.sleep(1)
+    os.kill(vb.pid, 9)   # boots again and runs main.py while we watch
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0
+    assert (f"mqnode: vb-1 connect failed: connection refused: nothing listens on "
+            f"127.0.0.1:{Dead.port}; next try in at most 1 s") in out, out
+    assert SECRET not in out

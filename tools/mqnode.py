@@ -6,10 +6,13 @@
                                   [--secret-file KEY_OR_CERT ...] [--no-reset]
     python tools/mqnode.py flash  --board B --port P --firmware FILE [--drive DIR] [--dry-run]
     python tools/mqnode.py logs   --port P [--duration S]
+    python tools/mqnode.py fleet forget NODE --host H [--port P] [--prefix mqnode]
+                                  [--discovery-prefix homeassistant] [--username U]
 
 mpy-cross compiles, mpremote talks to the board (every board command is an mpremote
 subprocess), esptool writes ESP32 flash. Exit codes: 0 ok, 1 a board or command failed,
-2 usage. Secrets (secrets.json) are uploaded but never printed.
+2 usage. Secrets (secrets.json) are uploaded but never printed; a broker password comes
+from the environment variable MQNODE_PASSWORD only.
 """
 import argparse
 import hashlib
@@ -33,6 +36,7 @@ ARCHS = {1: "x86", 2: "x64", 3: "armv6", 4: "armv6m", 5: "armv7m", 6: "armv7em",
 # modules that never go to a device
 NOT_ON_DEVICE = {"lib/mqtt/codec_broker.py", "lib/mqtt/codec5_broker.py"}
 STAMP = "mqnode.json"           # on the board: what the last deploy put there
+SETTINGS = "settings.json"      # on the board: what commands set (cmd/interval), kept by the node
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
@@ -80,7 +84,7 @@ def sources(board):
         for f in sorted((REPO / "lib" / pkg).glob("*.py")):
             if str(f.relative_to(REPO)) not in NOT_ON_DEVICE:
                 out.append((f, f"lib/{pkg}/{f.name}"))
-    for name in ("config", "node", "probes"):
+    for name in ("config", "node", "probes", "discovery"):
         out.append((REPO / "firmware" / f"{name}.py", f"lib/{name}.py"))
     for f in sorted((BOARDS / board).glob("*.py")):
         if f.name != "manifest.py":
@@ -112,7 +116,8 @@ def build(board, out=None, quiet=False):
         data = target.read_bytes()
         files[dest] = hashlib.sha256(data).hexdigest()
         rows.append((dest, src.stat().st_size, len(data)))
-    stamp = {"board": board, "version": mqnode_version(), "git": git_version(), "mpy": MPY_VERSION,
+    stamp = {"board": board, "model": info.get("model", board), "version": mqnode_version(),
+             "git": git_version(), "mpy": MPY_VERSION,
              "arch": info["mpy_arch"], "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
              "files": files}
     (out / STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n")
@@ -206,8 +211,13 @@ try:
     old = list(json.loads(open('/%s').read())['files'])
 except (OSError, ValueError, KeyError, TypeError):
     old = []
+try:
+    import machine
+    uid = binascii.hexlify(machine.unique_id()).decode()
+except (ImportError, AttributeError, NameError):
+    uid = ''
 print(json.dumps({'version': list(sys.implementation.version[:3]), 'mpy': sys.implementation._mpy,
-                  'platform': sys.platform, 'free': free, 'old': old,
+                  'platform': sys.platform, 'free': free, 'old': old, 'uid': uid,
                   'files': dict((p, _h('/' + p)) for p in set(%s + old)),
                   'dirs': [d for d in %s if _isdir('/' + d)]}))
 """
@@ -248,6 +258,7 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
     copy what differs, remove what the last deploy put there and this build lacks,
     upload config/secrets, reset. Returns what it did."""
     info = board_info(board)
+    node_id, tls_files = check_config(config, secrets) if config or secrets else (None, [])
     local = {p: build_dir / p for p in stamp["files"]}
     local.update({"config.json": _json_file(config, "config")} if config else {})
     local.update({"secrets.json": _json_file(secrets, "secrets")} if secrets else {})
@@ -255,12 +266,30 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
         local[Path(f).name] = _secret_file(f)
     want = {p: hashlib.sha256(f.read_bytes()).hexdigest() for p, f in local.items()}
     dirs = sorted({str(Path(p).parent) for p in want if "/" in p})
+    # x.py next to x.mpy is what `import x` loads: the source a user once copied by hand
+    shadows = [p[:-4] + ".py" for p in want if p.endswith(".mpy")]
+    tls_files = [p for p in tls_files if p not in want]   # must already be on the board
     say("asking the board what it runs")
-    facts = probe(port, list(want) + [STAMP], dirs)
+    facts = probe(port, list(want) + [STAMP, SETTINGS] + shadows + tls_files, dirs)
     check_abi(port, board, info, facts)
     have = facts["files"]
+    for p in tls_files:
+        if not have.get(p):
+            raise Failure(f"{port}: config.json names /{p} (tls), which is not on the board: "
+                          f"add --secret-file {Path(p).name}")
+    if node_id == "auto" and facts["uid"]:
+        say(f"node id {board_info(board)['name']}-{facts['uid']} (auto, from the chip's id)")
+    elif node_id:
+        say(f"node id {node_id}")
     changed = [p for p in sorted(want) if (have.get(p) or [None])[0] != want[p]]
     stale = sorted(p for p in set(facts["old"]) - set(want) if have.get(p))
+    shadows = [p for p in shadows if have.get(p)]
+    for p in shadows:
+        say(f"removing {p}: it would be imported instead of the new {p[:-3]}.mpy")
+    stale += shadows
+    if "config.json" in changed and have.get(SETTINGS):
+        say(f"removing {SETTINGS}: what commands set there would override the new config.json")
+        stale.append(SETTINGS)
     # flash needed: the new files, less what they replace and what is removed
     need = sum(local[p].stat().st_size - (have.get(p) or [0, 0])[1] for p in changed) \
         - sum(have[p][1] for p in stale)
@@ -268,12 +297,21 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
         raise Failure(f"{port}: not enough free flash: this deploy needs {need} more bytes, "
                       f"{facts['free']} are free; remove files from the board or use a "
                       "board with more flash")
+    say(f"MicroPython {'.'.join(map(str, facts['version']))}; {len(changed)} of {len(want)} "
+        f"files to copy, {len(stale)} to remove")
+    if not (changed or stale):
+        # nothing to do: no write, no reset; the probe's soft reset stopped the node, so
+        # start it again as a soft reboot does (Ctrl-D at the REPL runs main.py)
+        say("nothing changed" + (": starting the node again (soft reboot, no reset)"
+                                  if reset else ""))
+        if reset:
+            soft_reboot(port)
+        say("done")
+        return {"copied": [], "removed": []}
     cmds = [["fs", "mkdir", ":" + d] for d in dirs if d not in facts["dirs"]]
     cmds += [["fs", "cp", str(local[p]), ":" + p] for p in changed]
     cmds += [["fs", "rm", ":" + p] for p in stale]
     cmds.append(["fs", "cp", str(build_dir / STAMP), ":" + STAMP])
-    say(f"MicroPython {'.'.join(map(str, facts['version']))}; {len(changed)} of {len(want)} "
-        f"files to copy, {len(stale)} to remove")
     # One mpremote run for all of them (commands chained with "+"); it prints a line per
     # command, which becomes our progress line.
     done = [0]
@@ -293,6 +331,62 @@ def deploy(board, port, build_dir, stamp, config=None, secrets=None, reset=True,
         mpremote(port, "reset")
     say("done")
     return {"copied": changed, "removed": stale}
+
+
+def soft_reboot(port):
+    """Ctrl-D at the board's friendly REPL (where mpremote leaves it): a soft reboot,
+    which runs boot.py and main.py, without resetting the chip."""
+    import serial   # pyserial, installed with mpremote
+    try:
+        with serial.serial_for_url(port, 115200, timeout=1, exclusive=True) as s:
+            s.write(b"\r\x03\x03")   # an empty line at the >>> prompt
+            time.sleep(0.2)
+            s.write(b"\x04")
+            s.flush()
+            time.sleep(0.2)
+    except (OSError, serial.SerialException) as e:
+        raise Failure(f"{port}: cannot send the soft reboot ({e})")
+
+
+# Runs firmware/config.py on CPython: the board's own schema, before a byte is copied.
+# argv: firmware dir, config path, secrets path (or ""). Prints the result as JSON;
+# never a value from the files (secrets).
+_CHECK = r"""
+import difflib, json, sys
+sys.path.insert(0, sys.argv[1])
+import config
+def text(p, default):
+    return open(p).read() if p else default
+try:
+    c = config.load(text(sys.argv[2], '{"broker": {"host": "-"}}'), text(sys.argv[3], "{}"))
+    print(json.dumps({"node_id": c["node_id"], "tls": [c[k] for k in ("tls.ca", "tls.cert",
+                      "tls.key") if c[k]]}))
+except config.ConfigError as e:
+    msg = str(e)
+    if msg.endswith(": unknown key"):
+        key = msg[:-13].rsplit(" ", 1)[-1].rsplit(".", 1)[-1]
+        near = difflib.get_close_matches(key, e.known, 1, 0.6)
+        msg += "; did you mean %s?" % near[0] if near else " (known: %s)" % ", ".join(e.known)
+    print(json.dumps({"error": msg}))
+"""
+
+
+def check_config(config, secrets):
+    """(node_id, [files the config names]) once config.json and secrets.json pass the
+    firmware's own checks; a Failure naming the file and the field otherwise."""
+    r = subprocess.run([sys.executable, "-c", _CHECK, str(REPO / "firmware"), config or "",
+                        secrets or ""], capture_output=True, text=True, timeout=60)
+    try:
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise Failure(f"cannot check the config with firmware/config.py: {r.stderr[-300:]}")
+    if "error" in out:
+        where = "--secrets " + secrets if out["error"].startswith("secrets.json") else \
+            "--config " + (config or "(the board's)")
+        raise Failure(f"{where}: {out['error']}")
+    if not config:
+        out["node_id"] = None
+    return out["node_id"], [p.lstrip("/") for p in out["tls"]] if config else []
 
 
 def _secret_file(path):
@@ -462,6 +556,53 @@ def logs(port, duration=None, out=sys.stdout):
         s.close()
 
 
+# ---------------------------------------------------------------------------- fleet
+
+
+def forget(node, host, port=1883, prefix="mqnode", discovery="homeassistant", username=None,
+           password=None, quiet_s=1.0, out=sys.stdout):
+    """Clear a retired node's retained topics: its status and its Home Assistant discovery
+    configs (an empty retained payload deletes a retained message, MQTT-3.3.1-10/11; Home
+    Assistant removes the entity when its config is cleared). Refuses while the node is
+    online: it would announce itself again."""
+    import asyncio
+    sys.path.insert(0, str(REPO / "lib"))
+    from mqtt import MQTTClient
+
+    oid = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in node)
+    status = f"{prefix}/{node}/status"
+    found = {}
+
+    def seen(msg):
+        if msg.retain and msg.payload:
+            found[msg.topic] = bytes(msg.payload)
+
+    async def run():
+        c = MQTTClient(host, port, "", username=username, password=password, backoff=(1, 2))
+        try:
+            await c.connect(timeout=10)
+        except (OSError, asyncio.TimeoutError) as e:
+            raise Failure(f"cannot connect to the broker {host}:{port}: {c.last_error or e!r}")
+        try:
+            await c.subscribe([(status, 1), (f"{discovery}/sensor/{oid}/+/config", 1)], 1,
+                              handler=seen, timeout=10)
+            n = -1
+            while n != len(found):   # retained messages come right after the SUBACK
+                n = len(found)
+                await asyncio.sleep(quiet_s)
+            if found.get(status) == b"online":
+                raise Failure(f"{node} is online: stop it first, or it announces itself again")
+            for topic in sorted(found):
+                await c.publish(topic, b"", 1, retain=True, timeout=10)
+                print(f"cleared {topic}", file=out)
+            await c.flush(timeout=10)
+        finally:
+            await c.disconnect()
+        print(f"{node}: {len(found)} retained topics cleared", file=out, flush=True)
+
+    asyncio.run(run())
+
+
 # ---------------------------------------------------------------------------- CLI
 
 
@@ -491,6 +632,16 @@ def parse_args(argv=None):
     lg = sub.add_parser("logs", help="follow what the node prints")
     lg.add_argument("--port", required=True)
     lg.add_argument("--duration", type=float, help="stop after this many seconds")
+    fl = sub.add_parser("fleet", help="fleet chores on the broker")
+    fsub = fl.add_subparsers(dest="fleet_cmd", required=True)
+    fg = fsub.add_parser("forget", help="clear a retired node's retained status and Home "
+                                        "Assistant discovery topics")
+    fg.add_argument("node")
+    fg.add_argument("--host", required=True, help="the broker")
+    fg.add_argument("--port", type=int, default=1883)
+    fg.add_argument("--prefix", default="mqnode", help="the nodes' topic_prefix")
+    fg.add_argument("--discovery-prefix", default="homeassistant")
+    fg.add_argument("--username", help="broker user (password: env MQNODE_PASSWORD)")
     a = p.parse_args(argv)
     if a.cmd == "flash" and a.port is None and a.board and (BOARDS / a.board / "board.json").exists() \
             and board_info(a.board)["flash"]["method"] == "esptool":
@@ -511,10 +662,23 @@ def main(argv=None):
                 _json_file(a.secrets, "secrets")
             for f in a.secret_file:
                 _secret_file(f)
+            if len(set(a.port)) < len(a.port):
+                raise Failure("a port is given twice")
+            node_id, _ = check_config(a.config, a.secrets) if a.config or a.secrets \
+                else (None, [])
+            if node_id not in (None, "auto") and len(a.port) > 1:
+                raise Failure(f"--config {a.config}: node_id {node_id!r} would be the same on "
+                              f"all {len(a.port)} boards, and a broker keeps one connection per "
+                              "client id (each board would throw the others off); leave "
+                              'node_id out or set it to "auto" (an id from each chip), or '
+                              "deploy each board with its own config")
             return deploy_fleet(a.board, a.port, a.config, a.secrets, not a.no_reset,
                                 secret_files=a.secret_file)
         elif a.cmd == "flash":
             flash(a.board, a.port, a.firmware, a.drive, a.dry_run)
+        elif a.cmd == "fleet":
+            forget(a.node, a.host, a.port, a.prefix, a.discovery_prefix, a.username,
+                   os.environ.get("MQNODE_PASSWORD"))
         else:
             logs(a.port, a.duration)
     except Failure as e:

@@ -50,13 +50,46 @@ def config(argv=None):
             over["telemetry.interval_s"] = int(val) if val.isdigit() else val
         else:
             over[_OPTIONS[opt]] = val
-    with open(paths["--config"]) as f:
-        cfg = f.read()
-    sec = "{}"
-    if paths["--secrets"]:
-        with open(paths["--secrets"]) as f:
-            sec = f.read()
+    global SETTINGS, _where
+    cfg = _read(paths["--config"])
+    sec = _read(paths["--secrets"]) if paths["--secrets"] else "{}"
+    # runtime settings live next to a config file the user gave or deployed, never in the
+    # repository's default (boards/host/config.json)
+    _where = paths["--config"]
+    if not _where.startswith(_HERE + "/"):
+        SETTINGS = _where.rsplit("/", 1)[0] + "/settings.json" if "/" in _where \
+            else "settings.json"
     return cfg, sec, over
+
+
+SETTINGS = None    # where the node keeps runtime settings (cmd/interval); set by config()
+_where = ""
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        raise OSError("board host: cannot read %s (%s)" % (path, e))
+
+
+def uid():
+    """A stable id in hex: machine.unique_id() where there is one (a virtual board), else
+    derived from this computer's id and the config file's path, so simulated nodes started
+    from different folders get different ids."""
+    try:
+        import machine
+        b = machine.unique_id()
+    except (ImportError, AttributeError):
+        import hashlib
+        import os
+        try:
+            mid = _read("/etc/machine-id")
+        except OSError:
+            mid = ""
+        b = hashlib.sha256(mid + os.getcwd() + "/" + _where).digest()[:6]
+    return "".join("%02x" % x for x in b)
 
 
 def _exists(path):

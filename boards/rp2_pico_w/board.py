@@ -13,6 +13,7 @@ PINS = {"i2c_sda": 4, "i2c_scl": 5, "onewire": 22, "battery_adc": 29, "led": "LE
 # The two JSON files on the board's filesystem (module-level so tests can point them elsewhere).
 CONFIG = "/config.json"
 SECRETS = "/secrets.json"
+SETTINGS = "/settings.json"   # runtime settings (cmd/interval), written by the node
 
 I2C_FREQ = 400000
 POLL_MS = 100            # how often network() looks at the link while joining
@@ -175,6 +176,11 @@ def watchdog(timeout_s):
     """machine.WDT, clamped to what the RP2040 allows (1..8388 ms); once started it cannot
     be stopped, only fed."""
     return machine.WDT(timeout=min(WDT_MAX_MS, max(1, int(timeout_s * 1000))))
+
+
+def uid():
+    """The chip's unique id in hex (the node_id "auto" is NAME-uid())."""
+    return "".join("%02x" % b for b in machine.unique_id())
 
 
 def reset():

@@ -7,7 +7,8 @@ for path in sys.argv[1:]:
     with open(path) as f:
         cfg_text = f.read()
     try:
-        c = config.load(cfg_text, '{"broker_username": "u", "broker_password": "s3cret-pw"}')
+        c = config.load(cfg_text, '{"broker_username": "u", "broker_password": "s3cret-pw"}',
+                        auto_id="auto-7")
         print("ok", c["node_id"], c["broker.client_id"], c["broker.port"], c["telemetry.interval_s"],
               len(c["sensors"]))
     except config.ConfigError as e:

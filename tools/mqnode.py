@@ -6,6 +6,8 @@
                                   [--secret-file KEY_OR_CERT ...] [--no-reset]
     python tools/mqnode.py flash  --board B --port P --firmware FILE [--drive DIR] [--dry-run]
     python tools/mqnode.py logs   --port P [--duration S]
+    python tools/mqnode.py ota    --board B (--node ID ... | --all) --host H [--secrets F]
+                                  (over MQTT, signed; see tools/ota.py)
     python tools/mqnode.py fleet forget NODE --host H [--port P] [--prefix mqnode]
                                   [--discovery-prefix homeassistant] [--username U]
 
@@ -84,7 +86,7 @@ def sources(board):
         for f in sorted((REPO / "lib" / pkg).glob("*.py")):
             if str(f.relative_to(REPO)) not in NOT_ON_DEVICE:
                 out.append((f, f"lib/{pkg}/{f.name}"))
-    for name in ("config", "node", "probes", "discovery"):
+    for name in ("config", "node", "probes", "discovery", "ota"):
         out.append((REPO / "firmware" / f"{name}.py", f"lib/{name}.py"))
     for f in sorted((BOARDS / board).glob("*.py")):
         if f.name != "manifest.py":
@@ -650,6 +652,11 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ota"]:   # its own module and options
+        sys.path.insert(0, str(REPO / "tools"))
+        import ota
+        return ota.main(argv[1:])
     a = parse_args(argv)
     try:
         if a.cmd == "build":

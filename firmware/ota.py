@@ -58,7 +58,8 @@ class Ota:
         self.need = None     # paths the node asked for, in order
         self.f = None        # ota.d/part while a file comes in
         self.h = None
-        self.k = -1          # which of need
+        self.k = -1          # which of need is coming in
+        self.next = 0        # the files before this one are staged
         self.pos = 0
 
     # ---- a transfer ----
@@ -109,9 +110,13 @@ class Ota:
                 os.remove(NEW + n)
         with open(NEW + "stamp", "wb") as f:
             f.write(body)
-        self.m = m
+        self.m, self.next = m, 0
         self.need = [p for p in sorted(files) if have.get(p) != files[p] and
                      not _exists(NEW + _name(p, files[p]))]
+        st = os.statvfs(".")
+        want, free = sum(m["sizes"][p] for p in self.need), st[0] * st[4]
+        if want + 4096 > free:   # the old files are renamed, not copied: no room needed
+            raise Refused("not enough free flash: %d bytes to stage, %d free" % (want, free))
         r = [{"ok": True, "stage": "need", "need": self.need, "version": old.get("version"),
               "built": old.get("built")}]
         if not self.need:
@@ -123,10 +128,13 @@ class Ota:
         k, off = int(k), int(off)
         if self.need is None:
             raise Refused("a chunk without a manifest")
+        if k < self.next:
+            return []   # a QoS 1 message can come twice (MQTT-4.3.2): that file is staged
         p = self.need[k]
         if k != self.k:
-            if off:
-                raise Refused("%s: starts at %d, not 0" % (p, off))
+            if off or k != self.next:
+                raise Refused("%s: starts at byte %d of file %d, not 0 of %d" % (
+                    p, off, k, self.next))
             self._drop()
             self.f, self.h, self.k, self.pos = open(PART, "wb"), sha256(), k, 0
         if off < self.pos:
@@ -144,6 +152,7 @@ class Ota:
         self.f.close()
         self.f = None
         self.k = -1
+        self.next = k + 1
         if hexlify(self.h.digest()).decode() != self.m["files"][p]:
             os.remove(PART)
             raise Refused("%s: sha256 does not match the manifest, refused" % p)

@@ -350,3 +350,25 @@ def test_a_version_that_cannot_reach_the_broker_is_rolled_back(board, repo, mosq
     assert "n1: FAILED: no broker within 5 s" in r.stdout, r.stdout + bd.console()[-3000:]
     assert bd.files() == json.loads((tmp_path / "v1" / "mqnode.json").read_text())["files"]
     assert ping(sub, mosquitto, prefix)["ota"]["why"] == "no broker within 5 s"
+
+
+def test_the_readme_acl_lets_only_the_operator_publish_to_ota(mosquitto_factory, sub, pub,
+                                                              tmp_path):
+    # the ACL exactly as the README gives it
+    readme = (REPO / "README.md").read_text()
+    acl = readme.split("# the operator: everything under the prefix", 1)[1].split("```", 1)[0]
+    (tmp_path / "acl").write_text("# the operator" + acl.replace("\n  ", "\n"))
+    pw = {"operator": "op-pw-1", "n1": "n1-pw-1", "n2": "n2-pw-1"}
+    b = mosquitto_factory(users=pw, extra=[f"acl_file {tmp_path / 'acl'}"])
+    s = sub(b, "mqnode/n1/ota/#", qos=1, username="n1", password=pw["n1"])
+    for who in ("n2", "n1"):   # another node, or the node itself: dropped by the broker
+        pub(b, "mqnode/n1/ota/manifest", f"from {who}", qos=1, username=who, password=pw[who])
+    pub(b, "mqnode/n1/ota/manifest", "from operator", qos=1, username="operator",
+        password=pw["operator"])
+    assert s.wait_for(1, timeout=10) == ["mqnode/n1/ota/manifest from operator"]
+    assert s.wait_for(2, timeout=1) == ["mqnode/n1/ota/manifest from operator"]
+    # the node still publishes its own topics; and reads its commands
+    t = sub(b, "mqnode/+/status", qos=1, username="operator", password=pw["operator"])
+    pub(b, "mqnode/n1/status", "online", qos=1, username="n1", password=pw["n1"])
+    pub(b, "mqnode/n1/status", "spoofed", qos=1, username="n2", password=pw["n2"])
+    assert t.wait_for(2, timeout=3) == ["mqnode/n1/status online"]

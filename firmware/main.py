@@ -11,6 +11,7 @@ import sys
 
 
 def main():
+    _lib_first()
     keep = list(sys.modules)
     while True:
         if ota_boot():   # other files now: load the modules again from them
@@ -21,6 +22,16 @@ def main():
         rc = boot()
         if rc is not None:
             return rc
+
+
+def _lib_first():
+    # A board searches .frozen before /lib; but what a deploy or an update put in
+    # /lib is newer than the image (which may freeze the same modules): it wins.
+    p = sys.path
+    for d in ("/lib", "lib"):
+        if ".frozen" in p and d in p and p.index(d) > p.index(".frozen"):
+            p.remove(d)
+            p.insert(p.index(".frozen"), d)
 
 
 def boot():

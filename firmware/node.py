@@ -333,7 +333,12 @@ class Node:
                 if msg.topic.startswith(self.t_cmd):
                     await self.command(msg.topic[len(self.t_cmd):], msg.payload, msg.retain)
                 elif msg.topic.startswith(self.t_ota) and not msg.retain:
-                    await self._ota().handle(msg.topic[len(self.t_ota):], msg.payload)
+                    try:
+                        ota = self._ota()
+                    except ImportError:   # an image built without it
+                        log(self.id, "ota: this build has no ota module")
+                        continue
+                    await ota.handle(msg.topic[len(self.t_ota):], msg.payload)
             await self.client.up.wait()
 
     async def command(self, name, payload, retained=False):

@@ -1,7 +1,7 @@
 """Over-the-air updates (tools/ota.py, firmware/ota.py, the journal in firmware/main.py) on the
 host board against mosquitto: a flash folder holding a build (as `mqnode deploy` leaves it), the
-node run from it by MicroPython (cwd = the flash, MICROPYPATH=lib:.frozen, as a board's
-sys.path); exit code 42 (a power cut injected in the journal) boots it again."""
+node run from it by MicroPython (cwd = the flash, MICROPYPATH=.frozen:lib: a board's sys.path,
+which main.py turns round so that lib/ wins); exit code 42 (a power cut injected in the journal) boots it again."""
 import hashlib
 import json
 import shutil
@@ -22,6 +22,26 @@ from proxy import PUBLISH, Proxy  # noqa: E402
 
 KEY = "fleet-key-0123456789abcdef"
 MPS = [r for r in RUNTIMES if r != "cpython"]
+
+
+# RFC 4231 §4: test cases 1 (a short key), 2 (a short key and message) and 6 (a key longer
+# than the 64-byte block: hashed first); HMAC-SHA-256 results.
+RFC4231 = [
+    ("0b" * 20, b"Hi There".hex(),
+     "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+    (b"Jefe".hex(), b"what do ya want for nothing?".hex(),
+     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+    ("aa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First".hex(),
+     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+]
+
+
+def test_hmac_sha256_is_rfc_4231(run_py, runtime, tmp_path):
+    (tmp_path / "cases.json").write_text(json.dumps([[key, msg] for key, msg, _ in RFC4231]))
+    r = run_py(runtime, REPO / "tests" / "scenarios" / "ota_hmac.py", [tmp_path / "cases.json"],
+               pythonpath=(REPO / "firmware", REPO / "boards" / "host"))
+    assert r.returncode == 0, r.output
+    assert r.lines == [mac for _, _, mac in RFC4231]
 
 
 def exe(runtime):
@@ -48,7 +68,7 @@ class Board:
                 self.boots += 1
                 self.proc = subprocess.Popen(
                     [self.exe, "-X", "heapsize=256k", "main.py"], cwd=self.flash,
-                    env={"MICROPYPATH": "lib:.frozen", "PATH": "/usr/bin:/bin"},
+                    env={"MICROPYPATH": ".frozen:lib", "PATH": "/usr/bin:/bin"},
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 if self.proc.wait() != 42:
                     break
@@ -133,10 +153,11 @@ def online(sub, mosquitto, prefix, bd, timeout=30):
     pytest.fail("node not online: " + bd.console()[-3000:])
 
 
-def run_ota(repo, mosquitto, prefix, tmp_path, *extra, key=KEY, timeout=120):
+def run_ota(repo, mosquitto, prefix, tmp_path, *extra, key=KEY, timeout=120,
+            who=("--node", "n1")):
     (tmp_path / "op-secrets.json").write_text(json.dumps({"ota_key": key}))
     r = subprocess.run([sys.executable, str(repo / "tools" / "mqnode.py"), "ota", "--board",
-                        "host", "--node", "n1", "--host", "127.0.0.1", "--port",
+                        "host", *who, "--host", "127.0.0.1", "--port",
                         str(mosquitto.port), "--prefix", prefix, "--secrets",
                         str(tmp_path / "op-secrets.json"), "--timeout", "10", *extra],
                        capture_output=True, text=True, timeout=timeout)
@@ -168,9 +189,10 @@ def test_two_file_update(board, repo, mosquitto, sub, prefix, tmp_path, runtime)
     assert json.loads((bd.flash / "mqnode.json").read_text())["built"] == new["built"]
     assert "v2 broker" in bd.console()   # the new code runs
     assert not [p for p in (bd.flash / "ota.d").rglob("*") if p.is_file()]   # nothing left
-    # the same build again: nothing to send
-    r = run_ota(repo, mosquitto, prefix, tmp_path)
-    assert r.returncode == 0 and "up to date" in r.stdout, r.stdout + r.stderr
+    # the same build again, to every node online under the prefix: nothing to send
+    r = run_ota(repo, mosquitto, prefix, tmp_path, who=("--all",))
+    assert r.returncode == 0 and "n1: up to date" in r.stdout, r.stdout + r.stderr
+    assert "1 of 1 nodes updated" in r.stdout
 
 
 @pytest.mark.parametrize("runtime", MPS)

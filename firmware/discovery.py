@@ -25,33 +25,30 @@ class Discovery:
     def __init__(self, prefix, node, board_name, stamp="mqnode.json"):
         self.prefix = prefix + "/sensor/" + object_id(node.id) + "/"
         self.node = node
-        # the version and model of the last deploy (tools/mqnode.py writes the stamp)
-        self.device = {"identifiers": ["mqnode_" + object_id(node.id)], "name": node.id,
-                       "manufacturer": "mqnode", "model": board_name}
-        try:
+        d = {"identifiers": ["mqnode_" + object_id(node.id)], "name": node.id,
+             "manufacturer": "mqnode", "model": board_name}
+        try:   # the model and version of the last deploy (tools/mqnode.py writes the stamp)
             with open(stamp) as f:
                 s = json.loads(f.read())
-            self.device["model"] = s.get("model") or board_name
-            self.device["sw_version"] = s["version"]
+            d["model"] = s.get("model") or board_name
+            d["sw_version"] = s["version"]
         except (OSError, ValueError, KeyError, TypeError):
             pass   # no stamp (frozen into the image): no version to tell
+        # the fixed part of every config, as text once: the board has ~100 KB of heap
+        self.tail = ',"state_topic":%s,"availability_topic":%s,"device":%s}' % (
+            json.dumps(node.t_telemetry), json.dumps(node.t_status), json.dumps(d))
 
     def topic(self, key):
         return self.prefix + object_id(key) + "/config"
 
     def config(self, key, unit):
-        """The retained config payload for the reading `key` ([value, unit] in telemetry)."""
-        n = self.node
-        c = {"name": key, "unique_id": "mqnode_%s_%s" % (object_id(n.id), object_id(key)),
-             "state_topic": n.t_telemetry,
-             "value_template": "{{ value_json.readings['%s'][0] }}" % key,
-             "state_class": "measurement", "qos": n.qos,
-             # the will sets "offline": the entities turn unavailable with the node
-             "availability_topic": n.t_status, "payload_available": "online",
-             "payload_not_available": "offline", "device": self.device}
+        """The retained config payload for the reading `key` ([value, unit] in telemetry).
+        The availability payloads are Home Assistant's defaults, online and offline:
+        what the node's status says, so the will turns the entities unavailable."""
         cls = _CLASSES.get(unit)
-        if cls:
-            c["device_class"], c["unit_of_measurement"] = cls
-        elif unit:
-            c["unit_of_measurement"] = unit
-        return json.dumps(c)
+        extra = ',"device_class":"%s","unit_of_measurement":"%s"' % cls if cls else \
+            ',"unit_of_measurement":%s' % json.dumps(unit) if unit else ""
+        return '{"name":%s,"unique_id":"mqnode_%s_%s","value_template":%s,' \
+            '"state_class":"measurement"%s%s' % (
+                json.dumps(key), object_id(self.node.id), object_id(key),
+                json.dumps("{{ value_json.readings['%s'][0] }}" % key), extra, self.tail)

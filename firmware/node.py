@@ -169,7 +169,7 @@ class Node:
             if e is None or e is seen:
                 continue
             seen = e
-            n += 1
+            n = min(n + 1, 16)   # 2 ** 15 s is past any cap
             self.failures += 1
             self.cause = _cause(e, self.cfg["broker.host"], self.cfg["broker.port"], self.tls)
             auth = isinstance(e, ConnectRefused) and e.code in _AUTH
@@ -255,12 +255,12 @@ class Node:
         for p in started:
             try:
                 p.finish(readings)
-                for k in readings:
-                    if k not in self.readings:
-                        self.readings[k] = readings[k][1]
             except Exception as e:
                 errors[p.name] = _why(e)
                 p.failed()
+        for k in readings:
+            if k not in self.readings:   # a new one: discovery announces it
+                self.readings[k] = readings[k][1]
         self.seq += 1
         self._tick()
         log(self.id, "#%d" % self.seq, len(readings), "readings",

@@ -139,7 +139,9 @@ def test_discovery_configs_follow_home_assistants_schema(node, mosquitto, sub, p
         assert topic == f"homeassistant/sensor/n1/{key.replace('.', '_')}/config"
         assert c["state_topic"] == f"{prefix}/n1/telemetry"
         assert c["availability_topic"] == f"{prefix}/n1/status"
-        assert (c["payload_available"], c["payload_not_available"]) == ("online", "offline")
+        # the documented defaults of payload_(not_)available: what the status says
+        assert (c.get("payload_available", "online"),
+                c.get("payload_not_available", "offline")) == ("online", "offline")
         assert c["device"]["identifiers"] == ["mqnode_n1"] and c["device"]["name"] == "n1"
         # the value Home Assistant will show is the reading from the telemetry
         assert render(c["value_template"], json.dumps(t)) == str(readings[key][0])
@@ -157,10 +159,12 @@ def test_the_will_turns_the_entities_unavailable(node, mosquitto, sub, prefix):
     p = node("n1")
     got = s.wait_for(10, timeout=30)   # online + nine configs
     c = json.loads(next(line for line in got if line.startswith("homeassistant/")).split(" ", 1)[1])
-    assert f"{c['availability_topic']} {c['payload_available']}" in got
+    online, offline = c.get("payload_available", "online"), c.get("payload_not_available",
+                                                                   "offline")
+    assert f"{c['availability_topic']} {online}" in got
     p.kill_now()   # no DISCONNECT: the broker publishes the will
     got = s.wait_for(11, timeout=30)
-    assert got[-1] == f"{c['availability_topic']} {c['payload_not_available']}", got
+    assert got[-1] == f"{c['availability_topic']} {offline}", got
     # retained, so a Home Assistant that connects later sees them unavailable too
     late = sub(mosquitto, c["availability_topic"], qos=1)
     assert late.wait_for(1, timeout=10) == [f"{c['availability_topic']} offline"]

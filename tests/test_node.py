@@ -431,3 +431,21 @@ def test_ping_reports_the_links_history(node, mosquitto_factory, sub, prefix):
     # the last thing that went wrong: an attempt while the broker was away
     assert r["failures"] >= 1, r
     assert r["last_error"] == f"connection refused: nothing listens on 127.0.0.1:{broker.port}", r
+
+
+def test_a_broker_that_never_answers_is_a_timeout(node, prefix):
+    # something accepts the TCP connection and then says nothing: no CONNACK
+    import socket
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    class Mute:
+        host, port = "127.0.0.1", srv.getsockname()[1]
+    try:
+        p = node("n1", "--interval", "3600", broker=Mute())
+        line = p.expect("connect failed", timeout=30)   # the client's 10 s connect timeout
+        assert line == (f"mqnode: n1 connect failed: timeout: no answer from 127.0.0.1:"
+                        f"{Mute.port}; next try in at most 1 s"), line
+    finally:
+        srv.close()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, pub
 
 sys.path.insert(0, str(REPO / "tests" / "vboard"))
 from vboard import VirtualBoard  # noqa: E402
@@ -363,8 +363,17 @@ def test_fleet_refuses_one_explicit_id_for_several_boards(boards, mosquitto, pre
     r = deploy("--board", "host", *[x for vb in vbs for x in ("--port", vb.device)],
                *node_files(tmp_path, mosquitto, prefix))
     assert r.returncode == 1
-    assert "node_id 'vb-1' would be the same on all 2 boards" in r.stderr, r.stderr
+    assert "the client id 'vb-1' (node_id or broker.client_id) would be the same on all 2 " \
+        "boards" in r.stderr, r.stderr
     assert all(flash_files(vb) == set() and vb.boots == 1 for vb in vbs)
+    # an explicit client id is as shared as an explicit node_id
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({**{k: v for k, v in json.loads(cfg.read_text()).items()
+                                  if k != "node_id"},
+                               "broker": {"host": mosquitto.host, "client_id": "fleet"}}))
+    r = deploy("--board", "host", *[x for vb in vbs for x in ("--port", vb.device)],
+               "--config", cfg)
+    assert r.returncode == 1 and "the client id 'fleet' " in r.stderr, r.stderr
 
 
 def test_logs_show_why_the_node_cannot_connect(boards, prefix, tmp_path):
@@ -385,3 +394,22 @@ def test_logs_show_why_the_node_cannot_connect(boards, prefix, tmp_path):
     assert (f"mqnode: vb-1 connect failed: connection refused: nothing listens on "
             f"127.0.0.1:{Dead.port}; next try in at most 1 s") in out, out
     assert SECRET not in out
+
+
+def test_interval_set_by_command_survives_a_power_cut(boards, mosquitto, sub, prefix, tmp_path):
+    vb = boards()
+    assert deploy("--board", "host", "--port", vb.device,
+                  *node_files(tmp_path, mosquitto, prefix)).returncode == 0
+    assert vb.wait_for_console("mqnode: vb-1 connected", timeout=30), vb.console_text()[-2000:]
+    time.sleep(0.5)   # the command subscription follows the connect
+    replies = sub(mosquitto, f"{prefix}/vb-1/reply/interval", qos=1, count=1)
+    pub(mosquitto, f"{prefix}/vb-1/cmd/interval", "7", qos=1)
+    assert len(replies.lines(timeout=15)) == 1
+    assert json.loads((vb.flash_dir / "settings.json").read_text()) == {"interval_s": 7}
+    tel = sub(mosquitto, f"{prefix}/vb-1/telemetry", qos=1)
+    mark = vb.console_mark()
+    os.kill(vb.pid, 9)   # a power cut: the board boots again from its flash
+    assert vb.wait_for_console("mqnode: vb-1 connected", timeout=30, since=mark)
+    got = [json.loads(m.split(" ", 1)[1]) for m in tel.wait_for(3, timeout=30)]
+    first = [t for t in got if t["seq"] == 1]
+    assert first and first[0]["interval_s"] == 7, got

@@ -361,6 +361,8 @@ def text(p, default):
     return open(p).read() if p else default
 try:
     c = config.load(text(sys.argv[2], '{"broker": {"host": "-"}}'), text(sys.argv[3], "{}"))
+    if c["broker.client_id"] != c["node_id"]:   # an explicit one: the same on every board
+        c["node_id"] = c["broker.client_id"]
     print(json.dumps({"node_id": c["node_id"], "tls": [c[k] for k in ("tls.ca", "tls.cert",
                       "tls.key") if c[k]]}))
 except config.ConfigError as e:
@@ -375,7 +377,8 @@ except config.ConfigError as e:
 
 def check_config(config, secrets):
     """(node_id, [files the config names]) once config.json and secrets.json pass the
-    firmware's own checks; a Failure naming the file and the field otherwise."""
+    firmware's own checks; a Failure naming the file and the field otherwise. node_id is
+    "auto" for an id from each chip, else the MQTT client id the config gives."""
     r = subprocess.run([sys.executable, "-c", _CHECK, str(REPO / "firmware"), config or "",
                         secrets or ""], capture_output=True, text=True, timeout=60)
     try:
@@ -674,11 +677,12 @@ def main(argv=None):
             node_id, _ = check_config(a.config, a.secrets) if a.config or a.secrets \
                 else (None, [])
             if node_id not in (None, "auto") and len(a.port) > 1:
-                raise Failure(f"--config {a.config}: node_id {node_id!r} would be the same on "
-                              f"all {len(a.port)} boards, and a broker keeps one connection per "
-                              "client id (each board would throw the others off); leave "
-                              'node_id out or set it to "auto" (an id from each chip), or '
-                              "deploy each board with its own config")
+                raise Failure(f"--config {a.config}: the client id {node_id!r} (node_id or "
+                              f"broker.client_id) would be the same on all {len(a.port)} "
+                              "boards, and a broker keeps one connection per client id (each "
+                              "board would throw the others off); leave node_id and "
+                              'broker.client_id out, or set node_id to "auto" (an id from each '
+                              "chip), or deploy each board with its own config")
             return deploy_fleet(a.board, a.port, a.config, a.secrets, not a.no_reset,
                                 secret_files=a.secret_file)
         elif a.cmd == "flash":

@@ -48,6 +48,8 @@ _SECRETS = (
     ("wifi_password", str, "", None, ""),
     ("broker_username", str, None, None, ""),
     ("broker_password", str, None, None, ""),
+    ("ota_key", str, None, lambda v: len(v) >= 16, "at least 16 characters (the fleet key "
+     "that signs over-the-air updates)"),
 )
 
 SENSOR_TYPES = ("bme280", "sht3x", "ds18b20", "battery")

@@ -12,6 +12,7 @@
 #   base + "cmd/<name>"  commands in: interval (payload: seconds), read, ping,
 #                        reboot
 #   base + "reply/<name>" {"cmd", "ok", ...} or {"cmd", "ok": false, "error"}
+#   base + "ota/#"       over-the-air updates (firmware/ota.py, loaded on demand)
 import asyncio
 import json
 import os
@@ -49,6 +50,9 @@ class Node:
         self.t_telemetry = base + "telemetry"
         self.t_cmd = base + "cmd/"
         self.t_reply = base + "reply/"
+        self.t_ota = base + "ota/"
+        self.ota = None                 # firmware/ota.py, once needed
+        self.ota_result = None          # how the last update ended (cmd/ping tells)
         self.settings = getattr(board, "SETTINGS", None)   # where cmd/interval is kept
         self.interval = _setting(self.settings, cfg["telemetry.interval_s"])
         self.qos = cfg["telemetry.qos"]
@@ -106,6 +110,11 @@ class Node:
         log(self.id, "broker", self.cfg["broker.host"], self.cfg["broker.port"])
         tasks = [asyncio.create_task(f()) for f in
                  (self._connect, self._schedule, self._sender, self._commands, self._link_watch)]
+        try:
+            os.stat("ota.d/state")   # an update to confirm, or to report
+            tasks.append(asyncio.create_task(self._ota().after_boot()))
+        except OSError:
+            pass
         await self._done.wait()
         for t in tasks:
             t.cancel()
@@ -309,6 +318,7 @@ class Node:
         while True:
             try:
                 await self.client.subscribe(self.t_cmd + "#", 1, timeout=30)
+                await self.client.subscribe(self.t_ota + "#", 1, timeout=30)
                 return
             except (MQTTError, OSError, asyncio.TimeoutError) as e:
                 log(self.id, "subscribe failed:", repr(e))
@@ -321,6 +331,13 @@ class Node:
             async for msg in self.client.messages():
                 if msg.topic.startswith(self.t_cmd):
                     await self.command(msg.topic[len(self.t_cmd):], msg.payload, msg.retain)
+                elif msg.topic.startswith(self.t_ota) and not msg.retain:
+                    try:
+                        ota = self._ota()
+                    except ImportError:   # an image built without it
+                        log(self.id, "ota: this build has no ota module")
+                        continue
+                    await ota.handle(msg.topic[len(self.t_ota):], msg.payload)
             await self.client.up.wait()
 
     async def command(self, name, payload, retained=False):
@@ -354,6 +371,8 @@ class Node:
                 reply["drops"] = self.drops
                 reply["buffered"] = len(self.buffer)
                 reply["dropped"] = self.dropped
+                if self.ota_result:
+                    reply["ota"] = self.ota_result
             elif name == "reboot":
                 reboot = True
             else:
@@ -370,6 +389,12 @@ class Node:
             pass
         if reboot:
             self._done.set()
+
+    def _ota(self):
+        if not self.ota:
+            from ota import Ota   # loaded only for an update
+            self.ota = Ota(self)
+        return self.ota
 
     def _save(self):
         # Atomic: a power cut leaves the old file or the new one, never half of

@@ -7,6 +7,8 @@
                                   [--secret-file KEY_OR_CERT ...] [--no-reset]
     python tools/mqnode.py flash  --board B --port P --firmware FILE [--drive DIR] [--dry-run]
     python tools/mqnode.py logs   --port P [--duration S]
+    python tools/mqnode.py ota    --board B (--node ID ... | --all) --host H [--secrets F]
+                                  (over MQTT, signed; see tools/ota.py)
     python tools/mqnode.py fleet forget NODE --host H [--port P] [--prefix mqnode]
                                   [--discovery-prefix homeassistant] [--username U]
 
@@ -84,7 +86,7 @@ def sources(board):
     for pkg in ("mqtt", "sensors"):
         for f in sorted((REPO / "lib" / pkg).glob("*.py")):
             out.append((f, f"lib/{pkg}/{f.name}"))
-    for name in ("config", "node", "probes", "discovery"):
+    for name in ("config", "node", "probes", "discovery", "ota"):
         out.append((REPO / "firmware" / f"{name}.py", f"lib/{name}.py"))
     for f in sorted((BOARDS / board).glob("*.py")):
         if f.name != "manifest.py":
@@ -615,7 +617,9 @@ def forget(node, host, port=1883, prefix="mqnode", discovery="homeassistant", us
 # tools/monitor.py's main(ARGS), and so on; `mqnode monitor --help` shows their options.
 PROGRAMS = {"monitor": "follow the fleet: status, telemetry, alerts, history, web dashboard",
             "history": "print or export the telemetry history the monitor recorded",
-            "demo": "a local broker, three simulated nodes and the monitor"}
+            "demo": "a local broker, three simulated nodes and the monitor",
+            "ota": "update nodes over the air: signed, only the changed files, rolled back "
+                   "when the new version cannot reach the broker"}
 
 
 def parse_args(argv=None):

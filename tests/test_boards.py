@@ -170,7 +170,7 @@ def test_manifest_names_existing_paths(name, tmp_path):
     assert ("package", str(REPO / "lib" / "mqtt")) in got
     assert ("package", str(REPO / "lib" / "sensors")) in got
     assert ("module", str(BOARDS_DIR / name / "board.py")) in got
-    for mod in ("config.py", "node.py", "probes.py", "discovery.py"):
+    for mod in ("config.py", "node.py", "probes.py", "discovery.py", "ota.py"):
         assert ("module", str(REPO / "firmware" / mod)) in got
     # main.py stays on the filesystem: a frozen main.py would run instead of /main.py
     assert not any(Path(p).name == "main.py" for f, p in named if f != "require")

@@ -372,6 +372,11 @@ def _make(board, tree, manifest, log, done):
     # freezes exactly these sources (a few seconds of mpy-cross; the C is not rebuilt).
     shutil.rmtree(built.parent / "frozen_mpy", ignore_errors=True)
     frozen_c.unlink(missing_ok=True)
+    if s["port"] == "rp2":
+        # ports/rp2/Makefile runs cmake only when its build folder has no Makefile, so the
+        # FROZEN_MANIFEST and BOARD_DIR of the first checkout that built here would stick:
+        # configure again (the cache keeps the compiled objects).
+        (built.parent / "Makefile").unlink(missing_ok=True)
     _run(["make", "-C", port, f"-j{os.cpu_count() or 1}", *s["make"], *board_dir,
           f"FROZEN_MANIFEST={_manifest(board, manifest)}"], log, env=env)
     if not built.exists() or not frozen_c.exists():

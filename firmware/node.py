@@ -18,7 +18,7 @@ import json
 import os
 import time
 
-from mqtt import MQTTClient
+from mqtt import MQTTClient, __version__
 from mqtt.compat import sleep_ms, ticks_ms
 from mqtt.errors import ConnectRefused, MQTTError
 from mqtt.session import ticks_diff
@@ -362,6 +362,7 @@ class Node:
                 self._wake.set()
             elif name == "ping":
                 self._tick()
+                reply["version"] = __version__    # mqnode's, of the code that runs
                 reply["uptime_s"] = self.uptime_ms // 1000
                 reply["seq"] = self.seq
                 reply["echo"] = _text(payload[:_MAX_ECHO])

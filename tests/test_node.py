@@ -112,6 +112,9 @@ def test_commands_round_trip(node, mosquitto, sub, prefix):
     time.sleep(0.5)  # the command subscription is made right after the node is online
     r = command(sub, mosquitto, prefix, "ping", "hello")
     assert r["cmd"] == "ping" and r["ok"] is True and r["echo"] == "hello" and r["seq"] == 1
+    # the one mqnode version (lib/mqtt/__init__.py), as the packages and the tools report it
+    version = (REPO / "lib" / "mqtt" / "__init__.py").read_text().split('__version__ = "')[1]
+    assert r["version"] == version.split('"')[0], r
 
     # read now: one reading at once, the hourly schedule unchanged
     assert command(sub, mosquitto, prefix, "read", "") == {"cmd": "read", "ok": True}

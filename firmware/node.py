@@ -310,8 +310,10 @@ class Node:
                 else:
                     self._poke.clear()
                     await asyncio.wait_for(self._poke.wait(), _LINK_CHECK_S)
-            except (MQTTError, OSError, asyncio.TimeoutError):
-                await sleep_ms(100)   # the link went down: wait for it to come back
+            except (MQTTError, OSError, asyncio.TimeoutError, MemoryError):
+                # the link went down (or the heap was short for a moment): the payload
+                # stays at the head of the buffer; try again shortly
+                await sleep_ms(100)
 
     async def _subscribe(self):
         # The client subscribes again by itself after a reconnect.

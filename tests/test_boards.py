@@ -183,7 +183,7 @@ def test_manifest_check_can_fail(tmp_path):
     (moved / "manifest.py").write_text((BOARDS_DIR / "esp32" / "manifest.py").read_text())
     named = run_manifest("esp32", tmp_path, mdir=moved)
     missing = [p for f, p in named if f in ("package", "module") and not Path(p).exists()]
-    assert len(missing) == 7, named   # mqtt, sensors, board.py and four firmware modules
+    assert len(missing) == 8, named   # mqtt, sensors, board.py and five firmware modules
 
 
 # --------------------------------------------------------------------------- on MicroPython

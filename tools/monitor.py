@@ -331,8 +331,10 @@ def connect_error(e, client, args):
     """Why the connection failed, in words: the broker's refusal, or the cause of the last
     attempt behind a timeout (a certificate the CA does not vouch for, no broker, ...)."""
     where = f"{args.host}:{args.port}"
-    if isinstance(e, asyncio.TimeoutError) and client.last_error is not None:
-        e = client.last_error
+    if isinstance(e, asyncio.TimeoutError):
+        # connect(timeout) raises TimeoutError(cause of the last attempt), or no cause
+        cause = e.args[0] if e.args and isinstance(e.args[0], BaseException) else None
+        e = cause or client.last_error or e
     if isinstance(e, ConnectRefused):
         hint = " (check --username and the password)" if e.code in (4, 5, 0x86, 0x87) else ""
         return f"monitor: {where} refused the connection: {e.reason}{hint}"

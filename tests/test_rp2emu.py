@@ -339,7 +339,8 @@ def test_fresh_deploy_then_only_what_changed(pico, repo_copy, tmp_path):
     cfg = {"node_id": "pico-1", "topic_prefix": "t", "broker": {"host": "127.0.0.1"},
            "sensors": [{"type": "bme280", "name": "air"}]}
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    (tmp_path / "secrets.json").write_text(json.dumps({"broker_password": SECRET}))
+    (tmp_path / "secrets.json").write_text(json.dumps({"broker_username": "pico",
+                                                      "broker_password": SECRET}))
     args = ["--board", "rp2_pico_w", "--port", board.device, "--no-reset",
             "--config", tmp_path / "config.json", "--secrets", tmp_path / "secrets.json"]
     r = deploy(*args, repo=repo_copy)
@@ -352,8 +353,10 @@ def test_fresh_deploy_then_only_what_changed(pico, repo_copy, tmp_path):
     for p in stamp["files"]:   # byte for byte what mpy-cross -march=armv6m made
         assert have[p] == sha256(build / p), p
 
+    # a redeploy that changed nothing writes nothing (and does not reset the board)
     r = deploy(*args, repo=repo_copy)
-    assert r.returncode == 0 and copied(r.stdout) == ["mqnode.json"], r.stdout
+    assert r.returncode == 0 and copied(r.stdout) == [] and "nothing changed" in r.stdout, \
+        r.stdout
 
     node = repo_copy / "firmware" / "node.py"
     node.write_text(node.read_text() + "\n_VERSION_NOTE = \"changed\"\n")

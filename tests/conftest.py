@@ -423,19 +423,25 @@ def micropython_exe():
     return found
 
 
-@lru_cache(maxsize=None)
-def _host_image():
+def cached_image(board):
+    """(path, None) of tools/firmware.py's cached image of `board` for the current sources;
+    (None, why) when it cannot be had, (None, None) when it is not built."""
     sys.path.insert(0, str(REPO / "tools"))
     try:
         import firmware
     finally:
         sys.path.pop(0)
     try:
-        image = firmware.cached("host")
+        return firmware.cached(board), None
     except firmware.Failure as e:
         return None, str(e)
+
+
+@lru_cache(maxsize=None)
+def _host_image():
+    image, why = cached_image("host")
     if image is None:
-        return None, None
+        return None, why
     # a copy for this session: the shared cache may drop the image while tests still run it
     keep = Path(tempfile.mkdtemp(prefix="mqnode-mp32-image-"))
     atexit.register(shutil.rmtree, keep, True)

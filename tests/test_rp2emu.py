@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, cached_image
 
 sys.path.insert(0, str(REPO / "tests" / "rp2emu"))
 from rp2board import BoardError, EmulatedBoard  # noqa: E402
@@ -22,15 +22,9 @@ FS_BYTES = 848 * 1024          # RPI_PICO_W's MICROPY_HW_FLASH_STORAGE_BYTES, at
 def pico_image():
     """The Pico W image built from the current sources (tools/firmware.py's cache); fails,
     never skips, when it has not been built."""
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        import firmware
-    finally:
-        sys.path.pop(0)
-    try:
-        image = firmware.cached("rp2_pico_w")
-    except firmware.Failure as e:
-        pytest.fail(f"Pico W image: {e}", pytrace=False)
+    image, why = cached_image("rp2_pico_w")
+    if why:
+        pytest.fail(f"Pico W image: {why}", pytrace=False)
     if image is None:
         pytest.fail("the Pico W image for the current sources is not built: run "
                     "`make firmware BOARD=rp2_pico_w` (`make test` does it first)", pytrace=False)

@@ -53,7 +53,7 @@ class MQTTClient:
         else:
             self.session = Session(client_id, clean, keepalive, will, username, password,
                                    max_packet, window, queue)
-        if queue_bytes != 4096:
+        if queue_bytes != self.session.queue_bytes:   # the class default: no instance attribute
             self.session.queue_bytes = queue_bytes
         self.host = host
         self.port = port

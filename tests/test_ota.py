@@ -145,11 +145,14 @@ def board(tmp_path, mosquitto, prefix, repo):
 def online(sub, mosquitto, prefix, bd, timeout=30):
     s = sub(mosquitto, f"{prefix}/n1/status", qos=1)
     deadline = time.time() + timeout
+    seen = 0   # lines looked at (several may come in between two looks)
     while time.time() < deadline:
-        got = s.wait_for(len(s.messages) + 1, timeout=deadline - time.time())
-        if got and got[-1].endswith(" online"):
+        s.wait_for(seen + 1, timeout=max(0.0, deadline - time.time()))
+        got = list(s.messages)
+        if len(got) > seen and got[-1].endswith(" online"):   # the latest status
             s.stop()
             return
+        seen = len(got)
     pytest.fail("node not online: " + bd.console()[-3000:])
 
 

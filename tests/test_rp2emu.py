@@ -2,6 +2,7 @@
 sources) booted in the RP2040 emulator (tests/rp2emu: rp2040js + a W25Q16JV flash chip model),
 driven with stock mpremote through the emulated board's USB serial port."""
 import json
+import signal
 import struct
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import REPO, cached_image
+from conftest import REPO, PyProcess, cached_image
 
 sys.path.insert(0, str(REPO / "tests" / "rp2emu"))
 from rp2board import BoardError, EmulatedBoard  # noqa: E402
@@ -365,17 +366,23 @@ def test_logs_show_what_the_node_prints_after_a_reset(pico, repo_copy):
     # no config.json deployed: after a reset main.py names what is missing, on the console
     assert deploy("--board", "rp2_pico_w", "--port", board.device, "--no-reset",
                   repo=repo_copy).returncode == 0
-    p = subprocess.Popen([sys.executable, str(REPO / "tools" / "mqnode.py"), "logs",
-                          "--port", str(board.device), "--duration", "15"],
-                         stdout=subprocess.PIPE, text=True)
+    # (logs ending after --duration is tested on the host board, test_tools_deploy.py;
+    # here it follows until the line came, then Ctrl-C ends it)
+    p = PyProcess([sys.executable, str(REPO / "tools" / "mqnode.py"), "logs",
+                   "--port", str(board.device), "--duration", "60"],
+                  stdout=subprocess.PIPE, text=True, bufsize=1)
     try:
         time.sleep(1)
         board.reset()   # the RUN button: the board boots and runs main.py
-        out, _ = p.communicate(timeout=60)
+        try:
+            p.expect("mqnode: config: board rp2_pico_w: cannot read /config.json", timeout=50)
+        except (TimeoutError, EOFError) as e:
+            pytest.fail(f"{e}\n--- board\n{board.last_lines()}", pytrace=False)
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=15)
     finally:
-        p.kill()
-    assert p.returncode == 0
-    assert "mqnode: config: board rp2_pico_w: cannot read /config.json" in out, out
+        p.kill_now()
+    assert p.returncode == 0, p.seen
 
 
 # --------------------------------------------------------------------------- the network
@@ -421,7 +428,7 @@ def test_a_node_on_the_real_image_publishes_over_ppp_and_dies_with_a_will(pico, 
                            stdout=log("monitor"), stderr=subprocess.STDOUT)
         _wait_text(logs["monitor"], "subscribed", 10, "tools/monitor.py")
         cfg = {"node_id": "pico-1", "topic_prefix": prefix, "network": "ppp",
-               "broker": {"host": HOST_IP, "keepalive": 10},
+               "broker": {"host": HOST_IP, "keepalive": 5},   # telemetry every 2 s keeps it busy
                "telemetry": {"interval_s": 2, "qos": 1}, "sensors": []}
         (tmp_path / "config.json").write_text(json.dumps(cfg))
         # deploy and reset: the board boots into main.py, brings PPP up, connects, publishes

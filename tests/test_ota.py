@@ -370,11 +370,11 @@ def test_a_version_that_cannot_reach_the_broker_is_rolled_back(board, repo, mosq
     online(sub, mosquitto, prefix, bd)
     change(repo, "firmware/node.py", 'cfg["broker.host"], cfg["broker.port"], cfg[',
            'cfg["broker.host"], cfg["broker.port"] + 1, cfg[')
-    r = run_ota(repo, mosquitto, prefix, tmp_path, "--trial-s", "5")
+    r = run_ota(repo, mosquitto, prefix, tmp_path, "--trial-s", "2")
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "n1: FAILED: no broker within 5 s" in r.stdout, r.stdout + bd.console()[-3000:]
+    assert "n1: FAILED: no broker within 2 s" in r.stdout, r.stdout + bd.console()[-3000:]
     assert bd.files() == json.loads((tmp_path / "v1" / "mqnode.json").read_text())["files"]
-    assert ping(sub, mosquitto, prefix)["ota"]["why"] == "no broker within 5 s"
+    assert ping(sub, mosquitto, prefix)["ota"]["why"] == "no broker within 2 s"
 
 
 def test_the_readme_acl_lets_only_the_operator_publish_to_ota(mosquitto_factory, sub, pub,

@@ -52,34 +52,28 @@ class Message:
 def varint(n):
     """Remaining Length (§2.2.3): 7 bits a byte, at most 4 bytes."""
     if not 0 <= n <= 268435455:
-        raise ValueError("remaining length out of range")
+        raise ValueError("length out of range")
     out = bytearray()
-    while True:
-        b = n & 0x7F
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
         n >>= 7
-        out.append(b | 0x80 if n else b)
-        if not n:
-            return out
+    out.append(n)
+    return out
 
 
 def check_utf8(b):
     """Raise ProtocolError unless b is an MQTT UTF-8 string (§1.5.3):
     well-formed [MQTT-1.5.3-1], no U+0000 [MQTT-1.5.3-2]. MicroPython's str()
     is lax, so a string with a byte >= 0x80 is checked by mqtt.utf8."""
-    if b"\x00" in b:
-        raise ProtocolError("NUL in UTF-8 string")
     try:
+        if b"\x00" in b:
+            raise ValueError("NUL")
         if b and max(b) > 0x7F:   # max() runs in C: pure ASCII costs no loop
             from .utf8 import check
             check(b)
         return str(b, "utf-8")
     except ValueError as e:  # UnicodeError included
-        raise ProtocolError("invalid UTF-8: %s" % e)
-
-
-def _s(s):
-    # A length-prefixed string (§1.5.3); s is str or bytes.
-    return _len2(_utf8(s))
+        raise ProtocolError("bad UTF-8: %s" % e)
 
 
 def _utf8(s):
@@ -95,15 +89,17 @@ def _utf8(s):
     return b
 
 
-def _len2(b):
-    if len(b) > 65535:
-        raise ValueError("field longer than 65535 bytes")
-    return len(b).to_bytes(2, "big") + b
+def _s(s):
+    # A length-prefixed string (§1.5.3); s is str or bytes.
+    return _bin(_utf8(s))
 
 
 def _bin(b):
-    # Length-prefixed binary data (§1.5.3 form, used for will payload and password).
-    return _len2(b.encode() if isinstance(b, str) else bytes(b))
+    # Length-prefixed binary data (§1.5.6): will payload, password.
+    b = b.encode() if isinstance(b, str) else bytes(b)
+    if len(b) > 65535:
+        raise ValueError("field over 65535 bytes")
+    return len(b).to_bytes(2, "big") + b
 
 
 def packet(b0, *parts):
@@ -112,9 +108,9 @@ def packet(b0, *parts):
     for p in parts:
         n += len(p)
     h = varint(n)
-    buf = bytearray(1 + len(h) + n)
-    buf[0] = b0
     i = 1 + len(h)
+    buf = bytearray(i + n)
+    buf[0] = b0
     buf[1:i] = h
     for p in parts:
         buf[i:i + len(p)] = p
@@ -167,11 +163,8 @@ def connect(client_id, clean=True, keepalive=60, will=None, username=None, passw
     parts = [b"\x00\x04MQTT\x04", None, keepalive.to_bytes(2, "big"), _s(client_id)]
     if will:
         topic, payload, qos, retain = will
-        check_topic(topic)
-        if qos not in (0, 1, 2):
-            raise ValueError("will QoS must be 0, 1 or 2")
-        flags |= 4 | qos << 3 | (0x20 if retain else 0)
-        parts += (_s(topic), _bin(payload))
+        flags |= 4 | _qos(qos) << 3 | (0x20 if retain else 0)
+        parts += (_s(check_topic(topic)), _bin(payload))
     if username is not None:
         flags |= 0x80
         parts.append(_s(username))
@@ -182,28 +175,26 @@ def connect(client_id, clean=True, keepalive=60, will=None, username=None, passw
     return packet(0x10, *parts)
 
 
+def _qos(q):
+    if q not in (0, 1, 2):
+        raise ValueError("QoS must be 0, 1 or 2")
+    return q
+
+
 def publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
     """PUBLISH (§3.3). payload is bytes-like or str."""
     # Built straight into one buffer: the hot path of a sensor node.
-    t = _utf8(check_topic(topic))
-    if qos not in (0, 1, 2):
-        raise ValueError("QoS must be 0, 1 or 2")
+    t = _bin(_utf8(check_topic(topic)))
     if isinstance(payload, str):
         payload = payload.encode()
-    nt = len(t)
-    if nt > 65535:
-        raise ValueError("topic longer than 65535 bytes")
-    n = 2 + nt + len(payload) + (2 if qos else 0)
+    n = len(t) + len(payload) + (2 if _qos(qos) else 0)
     h = varint(n)
     i = 1 + len(h)
     buf = bytearray(i + n)
     buf[0] = 0x30 | qos << 1 | (1 if retain else 0) | (8 if dup else 0)
     buf[1:i] = h
-    buf[i] = nt >> 8
-    buf[i + 1] = nt & 0xFF
-    i += 2
-    buf[i:i + nt] = t
-    i += nt
+    buf[i:i + len(t)] = t
+    i += len(t)
     if qos:
         buf[i] = pid >> 8
         buf[i + 1] = pid & 0xFF
@@ -212,26 +203,23 @@ def publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
     return buf
 
 
-def subscribe(pid, filters):
-    """SUBSCRIBE (§3.8): filters is a list of (filter, qos)."""
+def subscribe(pid, filters, sub=True):
+    """SUBSCRIBE (§3.8), filters a list of (filter, qos); with sub=False,
+    UNSUBSCRIBE (§3.10), filters a list of topic filters."""
     if not filters:
-        raise ValueError("SUBSCRIBE needs at least one filter (§3.8.3-3)")
+        raise ValueError("no filters (§3.8.3-3, §3.10.3-2)")
     parts = [pid.to_bytes(2, "big")]
-    for f, q in filters:
-        if q not in (0, 1, 2):
-            raise ValueError("QoS must be 0, 1 or 2")
-        parts += (_s(check_filter(f)), bytes((q,)))
-    return packet(0x82, *parts)
+    for f in filters:
+        if sub:
+            parts += (_s(check_filter(f[0])), bytes((_qos(f[1]),)))
+        else:
+            parts.append(_s(check_filter(f)))
+    return packet(0x82 if sub else 0xA2, *parts)
 
 
 def unsubscribe(pid, filters):
     """UNSUBSCRIBE (§3.10): filters is a list of topic filters."""
-    if not filters:
-        raise ValueError("UNSUBSCRIBE needs at least one filter (§3.10.3-2)")
-    parts = [pid.to_bytes(2, "big")]
-    for f in filters:
-        parts.append(_s(check_filter(f)))
-    return packet(0xA2, *parts)
+    return subscribe(pid, filters, False)
 
 
 def ack(kind, pid):
@@ -258,15 +246,15 @@ def frame(buf, limit, start=0):
         n |= (b & 0x7F) << 7 * (i - 1)
         if not b & 0x80:
             if 1 + i + n > limit:
-                raise ProtocolError("packet of %d bytes over the %d limit" % (1 + i + n, limit))
+                raise ProtocolError("packet of %d bytes over %d" % (1 + i + n, limit))
             return start + 1 + i, start + 1 + i + n
-    raise ProtocolError("remaining length over 4 bytes")
+    raise ProtocolError("length over 4 bytes (§2.2.3)")
 
 
 def _pid(b, i):
     pid = b[i] << 8 | b[i + 1]
     if not pid:
-        raise ProtocolError("packet id 0")
+        raise ProtocolError("packet id 0 (§2.3.1)")
     return pid
 
 
@@ -280,44 +268,33 @@ def decode(b0, body):
     n = len(body)
     if t == PUBLISH:
         qos = flags >> 1 & 3
-        if qos == 3:
-            raise ProtocolError("PUBLISH with QoS 3 (§3.3.1.2)")
-        if flags & 8 and not qos:
-            raise ProtocolError("DUP set on QoS 0 PUBLISH (§3.3.1.1)")
-        if n < 2:
-            raise ProtocolError("PUBLISH too short")
-        tl = body[0] << 8 | body[1]
+        tl = n > 1 and body[0] << 8 | body[1]
         i = 2 + tl
-        if i + (2 if qos else 0) > n:
-            raise ProtocolError("topic length beyond the packet")
+        # QoS 3 (§3.3.1.2), DUP on QoS 0 (§3.3.1.1), a topic past the end
+        if qos == 3 or flags & 8 and not qos or n < 2 or i + (2 if qos else 0) > n:
+            raise ProtocolError("malformed PUBLISH (§3.3)")
         topic = check_utf8(bytes(body[2:i]))
         if not topic or "+" in topic or "#" in topic:
-            raise ProtocolError("invalid topic name in PUBLISH")
+            raise ProtocolError("bad topic name (§4.7.3)")
         pid = 0
         if qos:
             pid = _pid(body, i)
             i += 2
         return Message(topic, bytes(body[i:]), qos, bool(flags & 1), bool(flags & 8), pid)
     if flags != (2 if t == PUBREL else 0):
-        raise ProtocolError("reserved flags set in packet type %d (§2.2.2)" % t)
+        raise ProtocolError("reserved flags set in type %d (§2.2.2)" % t)
     if t == CONNACK:
         if n != 2 or body[0] > 1 or body[1] > 5 or body[0] and body[1]:
-            raise ProtocolError("malformed CONNACK")
+            raise ProtocolError("malformed CONNACK (§3.2)")
         return (CONNACK, body[0] == 1, body[1])
-    if t in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
-        if n != 2:
-            raise ProtocolError("ack of wrong length")
+    if t in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK) and n == 2:
         return (t, _pid(body, 0))
-    if t == SUBACK:
-        if n < 3:
-            raise ProtocolError("SUBACK too short")
+    if t == SUBACK and n > 2:
         codes = bytes(body[2:])
         for c in codes:
             if c not in (0, 1, 2, 0x80):
-                raise ProtocolError("SUBACK return code %d" % c)
+                raise ProtocolError("SUBACK return code %d (§3.9.3)" % c)
         return (SUBACK, _pid(body, 0), codes)
-    if t == PINGRESP:
-        if n:
-            raise ProtocolError("PINGRESP with a body")
+    if t == PINGRESP and not n:
         return (PINGRESP,)
-    raise ProtocolError("packet type %d not expected from a server" % t)
+    raise ProtocolError("bad packet (type %d, %d bytes) from a server" % (t, n))

@@ -72,10 +72,8 @@ class Session:
 
     def start(self, now):
         """A new connection is open: CONNECT is the first packet (§3.1)."""
-        self.connected = False
+        self.closed()
         self.tx = [self._connect]
-        self._buf = bytearray()
-        self._ping = None
         self._last_tx = self._last_rx = now
 
     def closed(self):
@@ -88,7 +86,7 @@ class Session:
     def disconnect(self, reason=0, props=None):
         """Queue a DISCONNECT (§3.14): the broker then discards the will."""
         if reason or props:
-            raise ValueError("a DISCONNECT reason needs MQTT 5 (version=5)")
+            raise ValueError("DISCONNECT reason: MQTT 5 only")
         self.tx.append(codec.DISCONNECT_PACKET)
         self.connected = False
 
@@ -119,7 +117,7 @@ class Session:
         QoS 1/2 goes out when the window has room, else waits in the queue."""
         if not qos:
             if not self.connected:
-                raise NotConnected("offline: QoS 0 message not sent")
+                raise NotConnected("offline: QoS 0 not sent")
             self.tx.append(codec.publish(topic, payload, 0, retain))
             return 0
         pid = self._newpid()
@@ -174,7 +172,7 @@ class Session:
         if self._ping is not None:
             left = self.ka // 2 - ticks_diff(now, self._ping)
             if left <= 0:
-                raise ConnectionLost("no answer within 1.5 x keepalive")
+                raise ConnectionLost("no PINGRESP in 1.5 x keepalive")
             return left
         left = self.ka - max(ticks_diff(now, self._last_tx), ticks_diff(now, self._last_rx))
         if left > 0:
@@ -226,18 +224,16 @@ class Session:
         return events
 
     def _handle(self, pkt, events):
-        if not isinstance(pkt, Message):
-            t = pkt[0]
+        t = pkt[0] if type(pkt) is tuple else 3
+        if (t == CONNACK) == self.connected:
+            raise ProtocolError("CONNACK must come first, once (§3.2)")
+        if t != 3:
             if t == CONNACK:
-                if self.connected:
-                    raise ProtocolError("second CONNACK")
                 if pkt[2]:
                     raise ConnectRefused(pkt[2])
                 self._resume(pkt[1])
                 events.append(pkt)
                 return
-            if not self.connected:
-                raise ProtocolError("packet type %d before CONNACK (§3.2)" % t)
             if t in (PUBACK, PUBREC, PUBCOMP):
                 self._acked(t, pkt[1], events)
             elif t == PUBREL:
@@ -256,14 +252,12 @@ class Session:
                 del self._pending[pkt[1]]
                 if t == SUBACK:
                     if len(pkt[2]) != len(req[1]):
-                        raise ProtocolError("SUBACK codes do not match the filters (§3.9.3)")
+                        raise ProtocolError("SUBACK codes != filters (§3.9.3)")
                     for (f, q), c in zip(req[1], pkt[2]):
                         if c == 0x80:
                             self.subs.pop(f, None)
                 events.append(pkt)
             return
-        if not self.connected:
-            raise ProtocolError("PUBLISH before CONNACK (§3.2)")
         if pkt.qos:
             seen = self._rx.get(pkt.pid)
             if seen is not None:
@@ -307,7 +301,7 @@ class Session:
         # broker accepting a clean session MUST say session present 0
         # [MQTT-3.2.2-1] (5.0: [MQTT-3.2.2-4]); else the client closes.
         if present and self.clean:
-            raise ProtocolError("session present answering a clean session [MQTT-3.2.2-1, -4]")
+            raise ProtocolError("session present to a clean session [MQTT-3.2.2-1]")
         self.connected = True
         self.session_present = present
         tx = self.tx
@@ -379,16 +373,12 @@ class Session:
     def _newpid(self):
         # Packet ids are 1..65535 and never one still in use (§2.3.1).
         while True:
-            self._pid = self._pid % 65535 + 1
-            pid = self._pid
-            if pid in self._pending:
-                continue
-            for e in self._out:
-                if e[0] == pid:
-                    break
-            else:
-                for e in self._queue:
-                    if e[0] == pid:
-                        break
-                else:
-                    return pid
+            self._pid = pid = self._pid % 65535 + 1
+            if pid not in self._pending and not _has(self._out, pid) and not _has(self._queue, pid):
+                return pid
+
+
+def _has(q, pid):
+    for e in q:
+        if e[0] == pid:
+            return True

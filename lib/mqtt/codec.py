@@ -65,15 +65,15 @@ def check_utf8(b):
     """Raise ProtocolError unless b is an MQTT UTF-8 string (§1.5.3):
     well-formed [MQTT-1.5.3-1], no U+0000 [MQTT-1.5.3-2]. MicroPython's str()
     is lax, so a string with a byte >= 0x80 is checked by mqtt.utf8."""
+    if b"\x00" in b:
+        raise ProtocolError("NUL in UTF-8 string")
     try:
-        if b"\x00" in b:
-            raise ValueError("NUL")
         if b and max(b) > 0x7F:   # max() runs in C: pure ASCII costs no loop
             from .utf8 import check
             check(b)
         return str(b, "utf-8")
     except ValueError as e:  # UnicodeError included
-        raise ProtocolError("bad UTF-8: %s" % e)
+        raise ProtocolError("invalid UTF-8: %s" % e)
 
 
 def _utf8(s):
@@ -246,15 +246,15 @@ def frame(buf, limit, start=0):
         n |= (b & 0x7F) << 7 * (i - 1)
         if not b & 0x80:
             if 1 + i + n > limit:
-                raise ProtocolError("packet of %d bytes over %d" % (1 + i + n, limit))
+                raise ProtocolError("packet of %d bytes over the %d limit" % (1 + i + n, limit))
             return start + 1 + i, start + 1 + i + n
-    raise ProtocolError("length over 4 bytes (§2.2.3)")
+    raise ProtocolError("remaining length over 4 bytes")
 
 
 def _pid(b, i):
     pid = b[i] << 8 | b[i + 1]
     if not pid:
-        raise ProtocolError("packet id 0 (§2.3.1)")
+        raise ProtocolError("packet id 0")
     return pid
 
 
@@ -268,33 +268,44 @@ def decode(b0, body):
     n = len(body)
     if t == PUBLISH:
         qos = flags >> 1 & 3
-        tl = n > 1 and body[0] << 8 | body[1]
+        if qos == 3:
+            raise ProtocolError("PUBLISH with QoS 3 (§3.3.1.2)")
+        if flags & 8 and not qos:
+            raise ProtocolError("DUP set on QoS 0 PUBLISH (§3.3.1.1)")
+        if n < 2:
+            raise ProtocolError("PUBLISH too short")
+        tl = body[0] << 8 | body[1]
         i = 2 + tl
-        # QoS 3 (§3.3.1.2), DUP on QoS 0 (§3.3.1.1), a topic past the end
-        if qos == 3 or flags & 8 and not qos or n < 2 or i + (2 if qos else 0) > n:
-            raise ProtocolError("malformed PUBLISH (§3.3)")
+        if i + (2 if qos else 0) > n:
+            raise ProtocolError("topic length beyond the packet")
         topic = check_utf8(bytes(body[2:i]))
         if not topic or "+" in topic or "#" in topic:
-            raise ProtocolError("bad topic name (§4.7.3)")
+            raise ProtocolError("invalid topic name in PUBLISH")
         pid = 0
         if qos:
             pid = _pid(body, i)
             i += 2
         return Message(topic, bytes(body[i:]), qos, bool(flags & 1), bool(flags & 8), pid)
     if flags != (2 if t == PUBREL else 0):
-        raise ProtocolError("reserved flags set in type %d (§2.2.2)" % t)
+        raise ProtocolError("reserved flags set in packet type %d (§2.2.2)" % t)
     if t == CONNACK:
         if n != 2 or body[0] > 1 or body[1] > 5 or body[0] and body[1]:
-            raise ProtocolError("malformed CONNACK (§3.2)")
+            raise ProtocolError("malformed CONNACK")
         return (CONNACK, body[0] == 1, body[1])
-    if t in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK) and n == 2:
+    if t in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
+        if n != 2:
+            raise ProtocolError("ack of wrong length")
         return (t, _pid(body, 0))
-    if t == SUBACK and n > 2:
+    if t == SUBACK:
+        if n < 3:
+            raise ProtocolError("SUBACK too short")
         codes = bytes(body[2:])
         for c in codes:
             if c not in (0, 1, 2, 0x80):
-                raise ProtocolError("SUBACK return code %d (§3.9.3)" % c)
+                raise ProtocolError("SUBACK return code %d" % c)
         return (SUBACK, _pid(body, 0), codes)
-    if t == PINGRESP and not n:
+    if t == PINGRESP:
+        if n:
+            raise ProtocolError("PINGRESP with a body")
         return (PINGRESP,)
-    raise ProtocolError("bad packet (type %d, %d bytes) from a server" % (t, n))
+    raise ProtocolError("packet type %d not expected from a server" % t)

@@ -151,11 +151,14 @@ def reason_name(code):
 
 # ---- properties -------------------------------------------------------------
 
-def encode_props(props, ptype=None):
+def encode_props(props, ptype=None, alias=0):
     """Property Length + properties (§2.2.2). props is {id: value} or None;
     user property (0x26) is a list of (name, value) pairs, subscription
     identifier (0x0B) an int or, in PUBLISH, a list of ints. With ptype, a
-    property not allowed in that packet type is refused. Emitted in id order."""
+    property not allowed in that packet type is refused. Emitted in id order,
+    then alias, a Topic Alias (§3.3.2.3.4; properties may come in any order)."""
+    if not (props or alias):
+        return b"\x00"   # the hot path: no properties
     out = bytearray()
     for k in sorted(props) if props else ():
         v = props[k]
@@ -184,6 +187,8 @@ def encode_props(props, ptype=None):
                 if not (1 if k in _NZ else 0) <= x <= _MAX[t]:
                     raise ValueError("property 0x%02x out of range" % k)
                 out += varint(x) if t == _VBI else x.to_bytes((1, 2, 4)[t - 1], "big")
+    if alias:
+        out += bytes((TOPIC_ALIAS, alias >> 8, alias & 0xFF))
     return bytes(varint(len(out)) + out)
 
 
@@ -290,9 +295,10 @@ def connect(client_id, clean_start=True, keepalive=60, will=None, username=None,
     return packet(0x10, *parts)
 
 
-def publish(topic, payload, qos=0, retain=False, pid=0, dup=False, props=None):
-    """PUBLISH (§3.3). topic may be "" when props has a topic alias (§3.3.2.3.4)."""
-    if topic or not props or TOPIC_ALIAS not in props:
+def publish(topic, payload, qos=0, retain=False, pid=0, dup=False, props=None, alias=0):
+    """PUBLISH (§3.3); alias: a Topic Alias (§3.3.2.3.4) to send with it. topic
+    may be "" when there is an alias."""
+    if topic or not (alias or props and TOPIC_ALIAS in props):
         check_topic(topic)
     if qos not in (0, 1, 2):
         raise ValueError("bad QoS")
@@ -302,7 +308,7 @@ def publish(topic, payload, qos=0, retain=False, pid=0, dup=False, props=None):
         payload = payload.encode()
     b0 = 0x30 | qos << 1 | (1 if retain else 0) | (8 if dup else 0)
     return packet(b0, _s(topic), pid.to_bytes(2, "big") if qos else b"",
-                  encode_props(props, PUBLISH), payload)
+                  encode_props(props, PUBLISH, alias), payload)
 
 
 def check_options(f, o):

@@ -251,14 +251,12 @@ class Session5(Session):
 
     def _build(self, pid, a, alias, known=False):
         topic, payload, qos, retain, props, dl = a
-        if alias or dl is not None:
-            props = dict(props or ())
-            if dl is not None:
-                # whole seconds left, at least 1: it has not expired yet
-                props[MESSAGE_EXPIRY] = max(1, (dl - self._ms() + 999) // 1000)
-            if alias:
-                props[TOPIC_ALIAS] = alias
-        return codec5.publish("" if known else topic, payload, qos, retain, pid, props=props)
+        if dl is not None:
+            props = dict(props)
+            # whole seconds left, at least 1: it has not expired yet
+            props[MESSAGE_EXPIRY] = max(1, (dl - self._ms() + 999) // 1000)
+        return codec5.publish("" if known else topic, payload, qos, retain, pid, False, props,
+                              alias or 0)
 
     # ---- incoming packets ----
 

@@ -181,24 +181,47 @@ def _qos(q):
     return q
 
 
-def publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
-    """PUBLISH (§3.3). payload is bytes-like or str."""
-    # Built straight into one buffer: the hot path of a sensor node.
-    t = _bin(_utf8(check_topic(topic)))
+_topics = {}   # the last few topic names published -> their checked UTF-8 (see publish)
+
+
+def publish(topic, payload, qos=0, retain=False, pid=0, dup=False, props=None):
+    """PUBLISH (§3.3). payload is bytes-like or str. props: MQTT 5.0's
+    encoded properties, after the packet id (codec5.publish)."""
+    # Built straight into one buffer: the hot path of a sensor node, which
+    # publishes to a few topics again and again: their checked bytes are kept.
+    t = _topics.get(topic)
+    if t is None:
+        # (MQTT 5.0: an empty topic goes with a topic alias; never kept)
+        t = _utf8(check_topic(topic)) if topic or not props else b""
+        if topic:
+            if len(_topics) >= 8:
+                _topics.clear()
+            _topics[topic] = t
+    if qos not in (0, 1, 2):
+        raise ValueError("QoS must be 0, 1 or 2")
     if isinstance(payload, str):
         payload = payload.encode()
-    n = len(t) + len(payload) + (2 if _qos(qos) else 0)
+    nt = len(t)
+    if nt > 65535:
+        raise ValueError("topic longer than 65535 bytes")
+    n = 2 + nt + len(payload) + (2 if qos else 0) + (len(props) if props else 0)
     h = varint(n)
     i = 1 + len(h)
     buf = bytearray(i + n)
     buf[0] = 0x30 | qos << 1 | (1 if retain else 0) | (8 if dup else 0)
     buf[1:i] = h
-    buf[i:i + len(t)] = t
-    i += len(t)
+    buf[i] = nt >> 8
+    buf[i + 1] = nt & 0xFF
+    i += 2
+    buf[i:i + nt] = t
+    i += nt
     if qos:
         buf[i] = pid >> 8
         buf[i + 1] = pid & 0xFF
         i += 2
+    if props:
+        buf[i:i + len(props)] = props
+        i += len(props)
     buf[i:] = payload
     return buf
 

@@ -2,15 +2,15 @@
 
 On the image bench/heap32.py builds (the host board's 32-bit MicroPython v1.28.0 unix port with
 boards/host/manifest.py, umqtt.simple 1.8.0 and Peter Hinch's mqtt_as 0.8.3 frozen in), each
-client runs bench/_steps_worker.py at -X heapsize=64k, code frozen, and prints gc.mem_alloc()
+client runs bench/_clients_steps_worker.py at -X heapsize=64k, code frozen, and prints gc.mem_alloc()
 after gc.collect() at each step of its life: import asyncio, import the client (what its
 modules' globals, classes and functions take, frozen; and the asyncio parts it pulls in), make
 the client, connect, subscribe, 3 and 103 QoS 1 round trips to itself, disconnect. mqnode's
 import is split further by importing its modules one by one, from a second frozen copy of
-lib/mqtt, `mqtt_parts`, whose __init__ imports nothing. Writes bench/results/heap32_steps.md.
+lib/mqtt, `mqtt_parts`, whose __init__ imports nothing. Writes bench/results/heap32_clients.md.
 Figures only; nothing is asserted.
 
-usage: .venv/bin/python bench/heap32_steps.py
+usage: .venv/bin/python bench/heap32_clients.py
 """
 import os
 import shutil
@@ -48,7 +48,7 @@ def run(exe, script, args):
                          capture_output=True, text=True, timeout=120)
     lines = out.stdout.split("\n")
     if "done" not in lines:
-        raise SystemExit("heap32_steps: %s %s failed: %s" % (script, args, out.stdout + out.stderr))
+        raise SystemExit("heap32_clients: %s %s failed: %s" % (script, args, out.stdout + out.stderr))
     return [(ln.split()[1:-1], int(ln.split()[-1])) for ln in lines if ln.startswith("step ")]
 
 
@@ -75,7 +75,7 @@ def main():
         exe = heap32.bench_image(tmp, heap32.anchors(), [
             'package("mqtt_parts", base_path="%s")' % os.path.dirname(parts)])
         with suite.broker() as b:
-            R = {cl: [(" ".join(w), n) for w, n in run(exe, os.path.join(HERE, "_steps_worker.py"),
+            R = {cl: [(" ".join(w), n) for w, n in run(exe, os.path.join(HERE, "_clients_steps_worker.py"),
                                                       [cl, b.host, b.port])]
                  for cl, _ in CLIENTS}
         imp = imports(exe, tmp)
@@ -83,9 +83,9 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     steps = [s for s, _ in R["mqnode"]]
     L = ["# where the heap goes, on the 32-bit board image", "",
-         "One run of `.venv/bin/python bench/heap32_steps.py`, %.0f s; mosquitto %s on 127.0.0.1. "
+         "One run of `.venv/bin/python bench/heap32_clients.py`, %.0f s; mosquitto %s on 127.0.0.1. "
          "The image of bench/heap32.py (MicroPython v1.28.0 unix port, i686, code frozen). "
-         "gc.mem_alloc() after gc.collect(), in bytes, at each step of bench/_steps_worker.py "
+         "gc.mem_alloc() after gc.collect(), in bytes, at each step of bench/_clients_steps_worker.py "
          "(-X heapsize=64k), from the script's start; in brackets what the step added. "
          "Figures only; nothing is asserted." % (time.monotonic() - t0, suite.mosquitto_version()),
          "", "| step | " + " | ".join(name for _, name in CLIENTS) + " |",
@@ -112,7 +112,7 @@ def main():
         prev = n
     text = "\n".join(L) + "\n"
     print(text)
-    print("written to", c.write_result("heap32_steps.md", text))
+    print("written to", c.write_result("heap32_clients.md", text))
 
 
 if __name__ == "__main__":

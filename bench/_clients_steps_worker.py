@@ -1,4 +1,4 @@
-# Worker for heap32_steps.py (MicroPython, code frozen): the heap in use after
+# Worker for heap32_clients.py (MicroPython, code frozen): the heap in use after
 # each step of a client's life, gc.collect()ed, as "step <name> <bytes>" lines
 # relative to the start; then "done". argv: client host port.
 #   client  mqnode | mqnode5 | mqtt_as | umqtt

@@ -61,10 +61,13 @@ def anchors():
     return str(d)
 
 
-def bench_image(tmp, anch):
-    """The host image with the anchors, the worker and the stubs frozen in too."""
+def bench_image(tmp, anch, extra=()):
+    """The host image with the anchors, the worker and the stubs frozen in too (and the
+    manifest lines in extra)."""
     man = os.path.join(tmp, "manifest.py")
     with open(man, "w") as f:
+        for line in extra:
+            f.write(line + "\n")
         f.write('include("%s")\n' % os.path.join(c.ROOT, "boards", "host", "manifest.py"))
         f.write('package("umqtt", base_path="%s")\n' % anch)
         f.write('package("mqtt_as", base_path="%s")\n' % anch)

@@ -6,7 +6,7 @@ Starts its own mosquitto (127.0.0.1, free port, max_queued_messages 0 so the
 broker drops nothing) and runs bench/_suite_worker.py for each client:
 
   mqnode   lib/mqtt (this project), asyncio, window 16
-  mqnode5  the same with version=5 (MQTT 5.0): heap and code only
+  mqnode5  the same with version=5 (MQTT 5.0; topic aliases as mosquitto allows)
   raw      bench/_raw_client.py: blocking socket, hand-built packets, each PUBLISH
            in one write, one message at a time (the one-at-a-time ceiling)
   umqtt    umqtt.simple 1.3.4 (PyPI micropython-umqtt.simple), blocking
@@ -64,8 +64,9 @@ WORKER = os.path.join(HERE, "_suite_worker.py")
 DEPS = os.path.join(HERE, ".deps")
 STUBS = os.path.join(HERE, "_stubs")
 CORE = ("__init__", "client", "codec", "compat", "errors", "session")
-CLIENTS = [("micropython", "mqnode"), ("micropython", "raw"), ("micropython", "umqtt"),
-           ("micropython", "mqtt_async"), ("cpython", "mqnode"), ("cpython", "raw")]
+CLIENTS = [("micropython", "mqnode"), ("micropython", "mqnode5"), ("micropython", "raw"),
+           ("micropython", "umqtt"), ("micropython", "mqtt_async"), ("cpython", "mqnode"),
+           ("cpython", "mqnode5"), ("cpython", "raw")]
 UNSUPPORTED = {("umqtt", 2): "no QoS 2 (publish: `assert 0`)",
                ("mqtt_async", 2): "no QoS 2 (qos_check: 0 or 1)"}
 NODE_DAY = 1440
@@ -523,7 +524,8 @@ def main():
 
 def report(a, R, sizes, sensors, elapsed):
     cols = CLIENTS
-    heads = ["%s (%s)" % ({"mqnode": "mqnode", "raw": "raw", "umqtt": "umqtt.simple",
+    heads = ["%s (%s)" % ({"mqnode": "mqnode", "mqnode5": "mqnode v5", "raw": "raw",
+                           "umqtt": "umqtt.simple",
                            "mqtt_async": "mqtt_async"}[cl], "MP" if rt == "micropython" else "CPy")
              for rt, cl in cols]
     base = ("micropython", "umqtt")
@@ -608,6 +610,9 @@ def report(a, R, sizes, sensors, elapsed):
     rawr = R["micropython", "raw", "rtt", 1].get("p50")
     mql = R["micropython", "mqnode", "tput", 0].get("loss")
     hk = R["heap", "mqnode"][0]
+    mq50 = R["micropython", "mqnode5", "tput", 0].get("rate")
+    mq51 = R["micropython", "mqnode5", "tput", 1].get("rate")
+    hk5 = R["heap", "mqnode5"][0]
     nk = R["node"][0] if "node" in R else None
 
     def pm(ok):
@@ -629,6 +634,11 @@ def report(a, R, sizes, sensors, elapsed):
         ("client minimum heap <= 24 KiB", "%s KiB" % hk, pm(None if hk is None else hk <= 24)),
         ("whole node minimum heap <= 48 KiB", "%s KiB" % nk, pm(None if nk is None else nk <= 48)),
         ("3.1.1 core < 8 KB (8,192 bytes) of .mpy", "{:,} bytes".format(core), pm(core < 8192)),
+        ("issue 18: v5 QoS 0 throughput >= 0.8 x 3.1.1's", "%s vs %s msg/s (x%s); QoS 1: %s vs %s" % (
+            fnum(mq50), fnum(mq0), fnum(both(mq50, mq0, lambda x, y: x / y)), fnum(mq51), fnum(mq1)),
+         pm(both(mq50, mq0, lambda x, y: x >= 0.8 * y))),
+        ("issue 18: v5 minimum heap <= 1.3 x 3.1.1's (.mpy)", "%s vs %s KiB" % (hk5, hk),
+         pm(both(hk5, hk, lambda x, y: x <= 1.3 * y))),
     ]
 
     ver = subprocess.run([MPY_CROSS, "--version"], capture_output=True, text=True).stdout.strip()
@@ -647,7 +657,7 @@ def report(a, R, sizes, sensors, elapsed):
             platform.platform(), mp, ver, PERF_HEAP, platform.python_version(),
             ("git " + a.lib_rev) if a.lib_rev else "work tree", "{:,}".format(a.n), a.tmax / 1000,
             "{:,}".format(a.rtt_n), a.tmax / 1000), "",
-         "## Targets (issue 7; MicroPython unix port, this run)", "",
+         "## Targets (issues 7 and 18; MicroPython unix port, this run)", "",
          "| target | measured | result |", "|---|---|---|"]
     for t, m, res in targets:
         L.append("| %s | %s | %s |" % (t, m, res))

@@ -440,6 +440,8 @@ def test_session5_rules_on_every_runtime(run_py, runtime):
         "small subscribe [True] {'f/a': 1}",
         # 256 bytes under a 256-byte limit: the alias (3 bytes more) is left out
         "alias [(256, 'big/t', None), (256, 'big/t', None), (16, 'big/t', 1), (11, '', 1)]",
+        # the same at QoS 0; one too big is refused and leaves no alias assigned
+        "alias qos0 True [(256, 'big/t', None), (14, 'big/t', 1), (9, '', 1)]",
         # a lost session, a smaller limit: the subscriptions made again in packets that fit
         "restored [True, True, True] True 6",
         # [MQTT-3.2.2-4]: Session Present 1 answering Clean Start 1 closes the link

@@ -52,14 +52,13 @@ class Message:
 def varint(n):
     """Remaining Length (§2.2.3): 7 bits a byte, at most 4 bytes."""
     if not 0 <= n <= 268435455:
-        raise ValueError("remaining length out of range")
+        raise ValueError("length out of range")
     out = bytearray()
-    while True:
-        b = n & 0x7F
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
         n >>= 7
-        out.append(b | 0x80 if n else b)
-        if not n:
-            return out
+    out.append(n)
+    return out
 
 
 def check_utf8(b):
@@ -77,11 +76,6 @@ def check_utf8(b):
         raise ProtocolError("invalid UTF-8: %s" % e)
 
 
-def _s(s):
-    # A length-prefixed string (§1.5.3); s is str or bytes.
-    return _len2(_utf8(s))
-
-
 def _utf8(s):
     # s (str or bytes) as checked UTF-8 bytes. A str of ASCII without NUL is
     # well-formed already; anything else (MicroPython lets a str hold
@@ -95,15 +89,17 @@ def _utf8(s):
     return b
 
 
-def _len2(b):
-    if len(b) > 65535:
-        raise ValueError("field longer than 65535 bytes")
-    return len(b).to_bytes(2, "big") + b
+def _s(s):
+    # A length-prefixed string (§1.5.3); s is str or bytes.
+    return _bin(_utf8(s))
 
 
 def _bin(b):
-    # Length-prefixed binary data (§1.5.3 form, used for will payload and password).
-    return _len2(b.encode() if isinstance(b, str) else bytes(b))
+    # Length-prefixed binary data (§1.5.6): will payload, password.
+    b = b.encode() if isinstance(b, str) else bytes(b)
+    if len(b) > 65535:
+        raise ValueError("field over 65535 bytes")
+    return len(b).to_bytes(2, "big") + b
 
 
 def packet(b0, *parts):
@@ -112,9 +108,9 @@ def packet(b0, *parts):
     for p in parts:
         n += len(p)
     h = varint(n)
-    buf = bytearray(1 + len(h) + n)
-    buf[0] = b0
     i = 1 + len(h)
+    buf = bytearray(i + n)
+    buf[0] = b0
     buf[1:i] = h
     for p in parts:
         buf[i:i + len(p)] = p
@@ -167,11 +163,8 @@ def connect(client_id, clean=True, keepalive=60, will=None, username=None, passw
     parts = [b"\x00\x04MQTT\x04", None, keepalive.to_bytes(2, "big"), _s(client_id)]
     if will:
         topic, payload, qos, retain = will
-        check_topic(topic)
-        if qos not in (0, 1, 2):
-            raise ValueError("will QoS must be 0, 1 or 2")
-        flags |= 4 | qos << 3 | (0x20 if retain else 0)
-        parts += (_s(topic), _bin(payload))
+        flags |= 4 | _qos(qos) << 3 | (0x20 if retain else 0)
+        parts += (_s(check_topic(topic)), _bin(payload))
     if username is not None:
         flags |= 0x80
         parts.append(_s(username))
@@ -182,10 +175,28 @@ def connect(client_id, clean=True, keepalive=60, will=None, username=None, passw
     return packet(0x10, *parts)
 
 
-def publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
-    """PUBLISH (§3.3). payload is bytes-like or str."""
-    # Built straight into one buffer: the hot path of a sensor node.
-    t = _utf8(check_topic(topic))
+def _qos(q):
+    if q not in (0, 1, 2):
+        raise ValueError("QoS must be 0, 1 or 2")
+    return q
+
+
+_topics = {}   # the last few topic names published -> their checked UTF-8 (see publish)
+
+
+def publish(topic, payload, qos=0, retain=False, pid=0, dup=False, props=None):
+    """PUBLISH (§3.3). payload is bytes-like or str. props: MQTT 5.0's
+    encoded properties, after the packet id (codec5.publish)."""
+    # Built straight into one buffer: the hot path of a sensor node, which
+    # publishes to a few topics again and again: their checked bytes are kept.
+    t = _topics.get(topic)
+    if t is None:
+        # (MQTT 5.0: an empty topic goes with a topic alias; never kept)
+        t = _utf8(check_topic(topic)) if topic or not props else b""
+        if topic:
+            if len(_topics) >= 8:
+                _topics.clear()
+            _topics[topic] = t
     if qos not in (0, 1, 2):
         raise ValueError("QoS must be 0, 1 or 2")
     if isinstance(payload, str):
@@ -193,7 +204,7 @@ def publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
     nt = len(t)
     if nt > 65535:
         raise ValueError("topic longer than 65535 bytes")
-    n = 2 + nt + len(payload) + (2 if qos else 0)
+    n = 2 + nt + len(payload) + (2 if qos else 0) + (len(props) if props else 0)
     h = varint(n)
     i = 1 + len(h)
     buf = bytearray(i + n)
@@ -208,30 +219,30 @@ def publish(topic, payload, qos=0, retain=False, pid=0, dup=False):
         buf[i] = pid >> 8
         buf[i + 1] = pid & 0xFF
         i += 2
+    if props:
+        buf[i:i + len(props)] = props
+        i += len(props)
     buf[i:] = payload
     return buf
 
 
-def subscribe(pid, filters):
-    """SUBSCRIBE (§3.8): filters is a list of (filter, qos)."""
+def subscribe(pid, filters, sub=True):
+    """SUBSCRIBE (§3.8), filters a list of (filter, qos); with sub=False,
+    UNSUBSCRIBE (§3.10), filters a list of topic filters."""
     if not filters:
-        raise ValueError("SUBSCRIBE needs at least one filter (§3.8.3-3)")
+        raise ValueError("no filters (§3.8.3-3, §3.10.3-2)")
     parts = [pid.to_bytes(2, "big")]
-    for f, q in filters:
-        if q not in (0, 1, 2):
-            raise ValueError("QoS must be 0, 1 or 2")
-        parts += (_s(check_filter(f)), bytes((q,)))
-    return packet(0x82, *parts)
+    for f in filters:
+        if sub:
+            parts += (_s(check_filter(f[0])), bytes((_qos(f[1]),)))
+        else:
+            parts.append(_s(check_filter(f)))
+    return packet(0x82 if sub else 0xA2, *parts)
 
 
 def unsubscribe(pid, filters):
     """UNSUBSCRIBE (§3.10): filters is a list of topic filters."""
-    if not filters:
-        raise ValueError("UNSUBSCRIBE needs at least one filter (§3.10.3-2)")
-    parts = [pid.to_bytes(2, "big")]
-    for f in filters:
-        parts.append(_s(check_filter(f)))
-    return packet(0xA2, *parts)
+    return subscribe(pid, filters, False)
 
 
 def ack(kind, pid):

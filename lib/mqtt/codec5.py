@@ -10,6 +10,7 @@ try:
 except ImportError:
     const = lambda x: x
 
+from . import codec
 from .codec import (CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, SUBACK,
                     UNSUBSCRIBE, UNSUBACK, PINGRESP, DISCONNECT, Message, _bin, _pid, _s,
                     check_filter, check_topic, check_utf8, packet, varint)
@@ -151,11 +152,14 @@ def reason_name(code):
 
 # ---- properties -------------------------------------------------------------
 
-def encode_props(props, ptype=None):
+def encode_props(props, ptype=None, alias=0):
     """Property Length + properties (§2.2.2). props is {id: value} or None;
     user property (0x26) is a list of (name, value) pairs, subscription
     identifier (0x0B) an int or, in PUBLISH, a list of ints. With ptype, a
-    property not allowed in that packet type is refused. Emitted in id order."""
+    property not allowed in that packet type is refused. Emitted in id order,
+    then alias, a Topic Alias (§3.3.2.3.4; properties may come in any order)."""
+    if not props:   # the hot path: no properties, or only the alias
+        return bytes((3, TOPIC_ALIAS, alias >> 8, alias & 0xFF)) if alias else b"\x00"
     out = bytearray()
     for k in sorted(props) if props else ():
         v = props[k]
@@ -184,6 +188,8 @@ def encode_props(props, ptype=None):
                 if not (1 if k in _NZ else 0) <= x <= _MAX[t]:
                     raise ValueError("property 0x%02x out of range" % k)
                 out += varint(x) if t == _VBI else x.to_bytes((1, 2, 4)[t - 1], "big")
+    if alias:
+        out += bytes((TOPIC_ALIAS, alias >> 8, alias & 0xFF))
     return bytes(varint(len(out)) + out)
 
 
@@ -290,19 +296,15 @@ def connect(client_id, clean_start=True, keepalive=60, will=None, username=None,
     return packet(0x10, *parts)
 
 
-def publish(topic, payload, qos=0, retain=False, pid=0, dup=False, props=None):
-    """PUBLISH (§3.3). topic may be "" when props has a topic alias (§3.3.2.3.4)."""
-    if topic or not props or TOPIC_ALIAS not in props:
-        check_topic(topic)
-    if qos not in (0, 1, 2):
-        raise ValueError("bad QoS")
+def publish(topic, payload, qos=0, retain=False, pid=0, dup=False, props=None, alias=0):
+    """PUBLISH (§3.3); alias: a Topic Alias (§3.3.2.3.4) to send with it. topic
+    may be "" when there is an alias."""
+    if not (topic or alias or props and TOPIC_ALIAS in props):
+        check_topic(topic)   # raises: no topic and no alias
     if qos and not 0 < pid < 65536 or dup and not qos:
         raise ValueError("bad packet id or DUP")
-    if isinstance(payload, str):
-        payload = payload.encode()
-    b0 = 0x30 | qos << 1 | (1 if retain else 0) | (8 if dup else 0)
-    return packet(b0, _s(topic), pid.to_bytes(2, "big") if qos else b"",
-                  encode_props(props, PUBLISH), payload)
+    # the 3.1.1 packet with the properties after the packet id (§3.3.2)
+    return codec.publish(topic, payload, qos, retain, pid, dup, encode_props(props, PUBLISH, alias))
 
 
 def check_options(f, o):

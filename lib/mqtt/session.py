@@ -3,10 +3,23 @@
 # collect in take(). It owns packet ids, the in-flight window, the offline
 # queue, QoS 2 duplicate suppression, subscriptions and keepalive deadlines.
 # Section numbers (§) refer to the MQTT 3.1.1 OASIS standard.
+try:
+    from micropython import const
+except ImportError:
+    const = lambda x: x
+
 from . import codec
-from .codec import (CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK,
-                    Message, ack, frame)
+from .codec import Message, ack, frame
 from .errors import ProtocolError, ConnectRefused, ConnectionLost, NotConnected
+
+# Packet types (§2.2.1), as in codec: constants here cost no lookup and no RAM.
+_CONNACK = const(2)
+_PUBACK = const(4)
+_PUBREC = const(5)
+_PUBREL = const(6)
+_PUBCOMP = const(7)
+_SUBACK = const(9)
+_UNSUBACK = const(11)
 
 
 def ticks_diff(a, b):
@@ -72,10 +85,8 @@ class Session:
 
     def start(self, now):
         """A new connection is open: CONNECT is the first packet (§3.1)."""
-        self.connected = False
+        self.closed()
         self.tx = [self._connect]
-        self._buf = bytearray()
-        self._ping = None
         self._last_tx = self._last_rx = now
 
     def closed(self):
@@ -152,15 +163,15 @@ class Session:
 
     def ack(self, msg):
         """The application has taken msg: acknowledge it (§4.3.2, §4.3.3).
-        QoS 1 gets PUBACK, QoS 2 gets PUBREC; the broker's flow control then
+        QoS 1 gets _PUBACK, QoS 2 gets _PUBREC; the broker's flow control then
         sends more, so a slow reader holds back the broker, not our memory."""
         if self._rx.get(msg.pid) is msg:
             if msg.qos == 1:
                 del self._rx[msg.pid]
-                self.tx.append(ack(PUBACK, msg.pid))
+                self.tx.append(ack(_PUBACK, msg.pid))
             else:
                 self._rx[msg.pid] = True
-                self.tx.append(ack(PUBREC, msg.pid))
+                self.tx.append(ack(_PUBREC, msg.pid))
 
     # ---- time ----
 
@@ -228,7 +239,7 @@ class Session:
     def _handle(self, pkt, events):
         if not isinstance(pkt, Message):
             t = pkt[0]
-            if t == CONNACK:
+            if t == _CONNACK:
                 if self.connected:
                     raise ProtocolError("second CONNACK")
                 if pkt[2]:
@@ -238,23 +249,23 @@ class Session:
                 return
             if not self.connected:
                 raise ProtocolError("packet type %d before CONNACK (§3.2)" % t)
-            if t in (PUBACK, PUBREC, PUBCOMP):
+            if t in (_PUBACK, _PUBREC, _PUBCOMP):
                 self._acked(t, pkt[1], events)
-            elif t == PUBREL:
+            elif t == _PUBREL:
                 # §4.3.3: always answered (our PUBCOMP may have been lost;
                 # MQTT 5 says the id is unknown, §3.7.2.1)
                 if self._rx.pop(pkt[1], None) is True:
-                    self.tx.append(ack(PUBCOMP, pkt[1]))
+                    self.tx.append(ack(_PUBCOMP, pkt[1]))
                 else:
                     self.unsolicited += 1
-                    self.tx.append(self._codec.ack(PUBCOMP, pkt[1], *self._NF))
-            elif t in (SUBACK, UNSUBACK):
+                    self.tx.append(self._codec.ack(_PUBCOMP, pkt[1], *self._NF))
+            elif t in (_SUBACK, _UNSUBACK):
                 req = self._pending.get(pkt[1])
-                if not req or (req[0][0] == 0x82) != (t == SUBACK):
+                if not req or (req[0][0] == 0x82) != (t == _SUBACK):
                     self.unsolicited += 1  # see _acked
                     return
                 del self._pending[pkt[1]]
-                if t == SUBACK:
+                if t == _SUBACK:
                     if len(pkt[2]) != len(req[1]):
                         raise ProtocolError("SUBACK codes do not match the filters (§3.9.3)")
                     for (f, q), c in zip(req[1], pkt[2]):
@@ -270,7 +281,7 @@ class Session:
                 # A re-send of a message we hold or have PUBREC'd (§4.3.3):
                 # delivered once already; answer the PUBREC again if it was sent.
                 if seen is True:
-                    self.tx.append(ack(PUBREC, pkt.pid))
+                    self.tx.append(ack(_PUBREC, pkt.pid))
                 return
             self._rx[pkt.pid] = pkt
         events.append(pkt)
@@ -279,15 +290,15 @@ class Session:
         for i, e in enumerate(self._out):
             if e[0] == pid:
                 p = e[1]
-                if t == PUBREC:
+                if t == _PUBREC:
                     if p is not None and p[0] & 6 != 4:
                         break
                     # The broker owns the message now (§4.3.3); a repeated
                     # PUBREC after our PUBREL gets the PUBREL again.
                     e[1] = None
-                    self.tx.append(ack(PUBREL, pid))
+                    self.tx.append(ack(_PUBREL, pid))
                     return
-                if (p is None) != (t == PUBCOMP) or t == PUBACK and p[0] & 6 != 2:
+                if (p is None) != (t == _PUBCOMP) or t == _PUBACK and p[0] & 6 != 2:
                     break
                 del self._out[i]
                 events.append((t, pid))
@@ -298,8 +309,8 @@ class Session:
         # only make a reconnect storm. A PUBREC still gets its PUBREL, so
         # the broker can finish its flow (§4.3.3; MQTT 5 §3.6.2.1).
         self.unsolicited += 1
-        if t == PUBREC:
-            self.tx.append(self._codec.ack(PUBREL, pid, *self._NF))
+        if t == _PUBREC:
+            self.tx.append(self._codec.ack(_PUBREL, pid, *self._NF))
 
     def _resume(self, present):
         # CONNACK accepted. §4.4: re-send unacknowledged PUBLISH packets (DUP
@@ -335,7 +346,7 @@ class Session:
             tx.append(p)
         for e in self._out:
             if e[1] is None:
-                tx.append(ack(PUBREL, e[0]))
+                tx.append(ack(_PUBREL, e[0]))
             else:
                 e[1][0] |= 8
                 tx.append(e[1])
@@ -379,16 +390,12 @@ class Session:
     def _newpid(self):
         # Packet ids are 1..65535 and never one still in use (§2.3.1).
         while True:
-            self._pid = self._pid % 65535 + 1
-            pid = self._pid
-            if pid in self._pending:
-                continue
-            for e in self._out:
-                if e[0] == pid:
-                    break
-            else:
-                for e in self._queue:
-                    if e[0] == pid:
-                        break
-                else:
-                    return pid
+            self._pid = pid = self._pid % 65535 + 1
+            if pid not in self._pending and not _has(self._out, pid) and not _has(self._queue, pid):
+                return pid
+
+
+def _has(q, pid):
+    for e in q:
+        if e[0] == pid:
+            return True

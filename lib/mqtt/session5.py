@@ -2,8 +2,8 @@
 # like Session. Only a client made with version=5 imports this module (and
 # codec5 with it); a 3.1.1 client never loads either.
 # Section numbers (§) refer to the MQTT 5.0 OASIS standard.
-from . import codec5
-from .codec import CONNACK, PUBACK, PUBREC, SUBACK, UNSUBACK, DISCONNECT, Message
+from . import codec, codec5
+from .codec import PUBLISH, CONNACK, PUBACK, PUBREC, SUBACK, UNSUBACK, DISCONNECT, Message
 from .codec5 import (AUTH, ASSIGNED_CLIENT_ID, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS,
                      MESSAGE_EXPIRY, REASON_STRING, RECEIVE_MAXIMUM, RETAIN_AVAILABLE,
                      SERVER_KEEPALIVE, SESSION_EXPIRY, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM,
@@ -101,10 +101,6 @@ class Session5(Session):
                 e[1] = self._build(e[0], e[2], False)
         Session.start(self, now)
 
-    def take(self, now):
-        self._tick(now)
-        return Session.take(self, now)
-
     def poll(self, now):
         self._tick(now)
         return Session.poll(self, now)
@@ -152,25 +148,42 @@ class Session5(Session):
         sent is dropped and counted in `dropped`."""
         if now is not None:
             self._tick(now)
-        if isinstance(payload, str):
-            payload = payload.encode()
+        if not topic:
+            codec.check_topic(topic)   # raises: the session alone sends an empty one
         if props and TOPIC_ALIAS in props:
             raise ValueError("topic aliases are assigned by the session")
         if qos > self.max_qos or retain and not self.retain_available:
             # what the broker said it does not support (§3.2.2.3.4, §3.2.2.3.5)
             raise ValueError("QoS %d or retain not available on this broker" % qos)
-        if not qos and not self.connected:
-            raise NotConnected("offline: QoS 0 message not sent")
-        pid = self._newpid() if qos else 0
+        if not qos:
+            # Sent now: built once, with its whole expiry and _wire's alias
+            # rule inline (the hot path; a call costs on MicroPython).
+            if not self.connected:
+                raise NotConnected("offline: QoS 0 message not sent")
+            al = self._aliases
+            alias = al.get(topic)
+            t = "" if alias else topic
+            if alias is None and len(al) < self.alias_max:
+                alias = al[topic] = len(al) + 1
+            p = codec.publish(t, payload, 0, retain, 0, False,
+                              codec5.encode_props(props, PUBLISH, alias or 0) if props else
+                              bytes((3, TOPIC_ALIAS, alias >> 8, alias & 0xFF)) if alias else
+                              b"\x00")
+            if len(p) > self.max_send:
+                if alias and t:   # assigned just now, but the topic must go instead
+                    del al[topic]
+                p = self._fits(codec.publish(topic, payload, 0, retain, 0, False,
+                                             codec5.encode_props(props, PUBLISH)))
+            self.tx.append(p)
+            return 0
+        if isinstance(payload, str):
+            payload = payload.encode()
+        pid = self._newpid()
         full = self._fits(codec5.publish(topic, payload, qos, retain, pid, props=props))
         dl = None
         if props and MESSAGE_EXPIRY in props:
             dl = self._ms() + props[MESSAGE_EXPIRY] * 1000   # see _tick
-        args = (topic, payload, qos, retain, props, dl)
-        if not qos:
-            self.tx.append(self._wire(0, args, full))
-            return 0
-        self._put([pid, full, args])
+        self._put([pid, full, (topic, payload, qos, retain, props, dl)])
         return pid
 
     def subscribe(self, filters, props=None):
@@ -228,37 +241,39 @@ class Session5(Session):
             self._out.append(e)
             self.tx.append(p)
 
-    def _wire(self, pid, a, full):
+    def _wire(self, pid, a, full=None):
         # The packet as it goes out now: with a topic alias when the broker
         # allows them (§3.3.2.3.4), the topic only the first time; with the
-        # remaining expiry interval (§3.3.2.3.3).
+        # remaining expiry interval (§3.3.2.3.3). full: the packet without
+        # either, known to fit; None (QoS 0): built here only if needed.
         topic = a[0]
         alias = self._aliases.get(topic)
         known = alias is not None
         if not known and len(self._aliases) < self.alias_max:
             alias = self._aliases[topic] = len(self._aliases) + 1
-        if alias is None and a[5] is None:
+        if alias is None and a[5] is None and full:
             return full
         p = self._build(pid, a, alias, known)
-        if len(p) > self.max_send:
+        if len(p) > self.max_send and alias:
             # The alias property made it too big [MQTT-3.2.2-15]: send the
-            # topic instead (the packet without an alias fits: see publish).
+            # topic instead.
             if not known:
                 del self._aliases[topic]
-            p = self._build(pid, a, None)
-        p[0] |= full[0] & 8  # a re-send keeps DUP (§3.3.1.1)
-        return p
+            p = self._build(pid, a, 0)
+        if full:
+            p[0] |= full[0] & 8  # a re-send keeps DUP (§3.3.1.1)
+        return self._fits(p)
 
     def _build(self, pid, a, alias, known=False):
+        # PUBLISH with these properties, the alias and what is left of the
+        # expiry: the session's own packet id and alias need no checks.
         topic, payload, qos, retain, props, dl = a
-        if alias or dl is not None:
-            props = dict(props or ())
-            if dl is not None:
-                # whole seconds left, at least 1: it has not expired yet
-                props[MESSAGE_EXPIRY] = max(1, (dl - self._ms() + 999) // 1000)
-            if alias:
-                props[TOPIC_ALIAS] = alias
-        return codec5.publish("" if known else topic, payload, qos, retain, pid, props=props)
+        if dl is not None:
+            props = dict(props)
+            # whole seconds left, at least 1: it has not expired yet
+            props[MESSAGE_EXPIRY] = max(1, (dl - self._ms() + 999) // 1000)
+        return codec.publish("" if known else topic, payload, qos, retain, pid, False,
+                             codec5.encode_props(props, PUBLISH, alias))
 
     # ---- incoming packets ----
 

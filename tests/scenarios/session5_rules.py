@@ -90,6 +90,21 @@ s.publish("big/t", b"w", 1)
 sent = s.take(1)
 print("alias", [(len(p), parse(p).topic, parse(p).props.get(TOPIC_ALIAS)) for p in sent])
 
+# the same at QoS 0, built once as it goes out: a refused one leaves no alias behind
+s = up(props={MAXIMUM_PACKET_SIZE: 256, TOPIC_ALIAS_MAXIMUM: 4})
+n = 256 - len(codec5.publish("big/t", b"", 0)) - 1
+s.publish("big/t", b"x" * n, 0)
+try:
+    s.publish("big/t", b"x" * (n + 1), 0)
+    refused = False
+except ValueError as e:
+    refused = "MQTT-3.2.2-15" in str(e)
+s.publish("big/t", b"z", 0)
+s.publish("big/t", b"w", 0)
+sent = s.take(1)
+print("alias qos0", refused, [(len(p), parse(p).topic, parse(p).props.get(TOPIC_ALIAS))
+                              for p in sent])
+
 # a lost session under a smaller limit: subscriptions made again in packets that fit
 s = up(clean=False)
 for i in range(6):

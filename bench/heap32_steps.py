@@ -111,7 +111,7 @@ def report(runs, n, args):
                                                              " ".join(mods)))
             pf, pm = b, m
         L.append("")
-    return "\n".join(L)
+    return "\n".join(L) + "\n"
 
 
 def main():

@@ -19,7 +19,7 @@ do the worker and the stubs, which are the same for every client).
 Search: 4 KiB grid in parallel batches, then the three 1 KiB sizes below the smallest passing
 grid size, in parallel. Writes bench/results/heap32.md. Figures only; nothing is asserted.
 
-usage: .venv/bin/python bench/heap32.py [--heap-n 1000] [--no-node]
+usage: .venv/bin/python bench/heap32.py [--heap-n 1000] [--no-node] [--only CLIENT]
 """
 import argparse
 import os
@@ -240,6 +240,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--heap-n", type=int, default=1000, help="QoS 1 round trips per trial")
     ap.add_argument("--no-node", action="store_true", help="skip the whole node")
+    ap.add_argument("--only", choices=sorted(CLIENTS), help="measure only this client (prints "
+                    "the table; bench/results/heap32.md is left as it is)")
     a = ap.parse_args()
     t0 = time.monotonic()
     anch = anchors()
@@ -257,7 +259,7 @@ def main():
             s.driver.start()
             try:
                 for cl in CLIENTS:
-                    if cl == "node" and a.no_node:
+                    if cl == "node" and a.no_node or a.only and cl != a.only:
                         continue
                     for mode in ("frozen", "mpy"):
                         R[cl, mode] = s.smallest(cl, mode)
@@ -268,7 +270,8 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(text)
-    print("written to", c.write_result("heap32.md", text))
+    if not a.only:   # a partial table would replace the whole one
+        print("written to", c.write_result("heap32.md", text))
 
 
 if __name__ == "__main__":

@@ -165,6 +165,9 @@ class Node:
                 continue
             except (asyncio.TimeoutError, ConnectRefused):
                 pass
+            except MemoryError:   # the heap was short for a moment (the client goes on)
+                await sleep_ms(100)
+                continue
             e = c.last_error
             if e is None or e is seen:
                 continue
@@ -224,7 +227,7 @@ class Node:
                     due = (now + self.interval * 1000) & 0x3FFFFFFF
                 if self._read_now:
                     self._read_now = False
-                    self._queue(await self.measure())
+                    await self._read()
                 continue
             wait = ticks_diff(due, now)
             if wait <= 0:
@@ -233,12 +236,20 @@ class Node:
                 due = (due + self.interval * 1000) & 0x3FFFFFFF
                 if ticks_diff(due, now) <= 0:
                     due = (now + self.interval * 1000) & 0x3FFFFFFF
-                self._queue(await self.measure())
+                await self._read()
                 continue
             try:
                 await asyncio.wait_for(self._wake.wait(), min(wait, nap) / 1000)
             except asyncio.TimeoutError:
                 pass
+
+    async def _read(self):
+        try:
+            self._queue(await self.measure())
+        except MemoryError:   # the heap was short for a moment: read again shortly
+            self._read_now = True
+            self._wake.set()
+            await sleep_ms(100)
 
     async def measure(self):
         """Read every sensor (conversions overlap); the telemetry payload."""
@@ -261,17 +272,18 @@ class Node:
         for k in readings:
             if k not in self.readings:   # a new one: discovery announces it
                 self.readings[k] = readings[k][1]
-        self.seq += 1
         self._tick()
-        log(self.id, "#%d" % self.seq, len(readings), "readings",
-            ("errors: " + ", ".join(errors)) if errors else "")
-        t = {"node": self.id, "seq": self.seq, "uptime_s": self.uptime_ms // 1000,
+        t = {"node": self.id, "seq": self.seq + 1, "uptime_s": self.uptime_ms // 1000,
              "interval_s": self.interval, "readings": readings, "errors": errors,
              "dropped": self.dropped}
         ts = utc()
         if ts is not None:
             t["ts"] = ts
-        return json.dumps(t)
+        t = json.dumps(t)
+        self.seq += 1   # only now: a MemoryError above reads again with the same number
+        log(self.id, "#%d" % self.seq, len(readings), "readings",
+            ("errors: " + ", ".join(errors)) if errors else "")
+        return t
 
     def _queue(self, payload):
         if len(self.buffer) >= self.cfg["buffer"]:
@@ -322,8 +334,9 @@ class Node:
                 await self.client.subscribe(self.t_cmd + "#", 1, timeout=30)
                 await self.client.subscribe(self.t_ota + "#", 1, timeout=30)
                 return
-            except (MQTTError, OSError, asyncio.TimeoutError) as e:
+            except (MQTTError, OSError, asyncio.TimeoutError, MemoryError) as e:
                 log(self.id, "subscribe failed:", repr(e))
+                await sleep_ms(100)
                 await self.client.up.wait()
 
     # ---- commands ----
@@ -332,7 +345,13 @@ class Node:
         while True:   # messages() ends when _connect stops the client for a while
             async for msg in self.client.messages():
                 if msg.topic.startswith(self.t_cmd):
-                    await self.command(msg.topic[len(self.t_cmd):], msg.payload, msg.retain)
+                    for _ in range(50):   # the heap short for a moment: again, 5 s at most
+                        try:
+                            await self.command(msg.topic[len(self.t_cmd):], msg.payload,
+                                               msg.retain)
+                            break
+                        except MemoryError:
+                            await sleep_ms(100)
                 elif msg.topic.startswith(self.t_ota) and not msg.retain:
                     try:
                         ota = self._ota()

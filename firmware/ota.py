@@ -12,8 +12,8 @@
 #
 # Flash: ota.d/new/ holds verified files (named <path with , for />.<sha256[:16]>,
 # so a transfer cut off mid-way resumes with the files already there); ota.d/part
-# the file being received; ota.d/state the journal that main.py completes or
-# undoes at boot (its format is shared with main.py: keep them in step).
+# the file being received; ota.d/state the journal that otaboot.py completes or
+# undoes at boot (its format is shared with otaboot.py: keep them in step).
 import asyncio
 import gc
 import json
@@ -79,7 +79,7 @@ class Ota:
             await self.reply(x)
         if r and r[-1].get("stage") == "swap":
             await self.node.client.flush(timeout=5)
-            self.node._done.set()   # reboot: main.py swaps the files in
+            self.node._done.set()   # reboot: otaboot.py swaps the files in
 
     def _manifest(self, payload):
         self._drop()
@@ -163,7 +163,7 @@ class Ota:
         return r
 
     def _plan(self, old):
-        # The journal for main.py: [path, staged name ("" = delete), had an old copy]
+        # The journal for otaboot.py: [path, staged name ("" = delete), had an old copy]
         m, have = self.m, old.get("files", {})
         files = [[p, _name(p, m["files"][p]), _exists(p)] for p in sorted(m["files"])
                  if have.get(p) != m["files"][p]]
@@ -223,7 +223,7 @@ class Ota:
 
 
 def read_state():
-    # main.py has the same reader: the state, or the .tmp a FAT rename left
+    # otaboot.py has the same reader: the state, or the .tmp a FAT rename left
     for p in (STATE, STATE + ".tmp"):
         try:
             with open(p) as f:

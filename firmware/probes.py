@@ -2,12 +2,8 @@
 # others: a probe opens its driver on the board's bus when first needed (and
 # again after any failure, so a re-plugged chip comes back), starts a
 # conversion, and later adds its readings, each as [value, unit], under
-# "<name>.<quantity>" keys.
-from sensors.adc import Battery, percent
-from sensors.bme280 import BME280
-from sensors.ds18b20 import DS18B20, rom_hex
+# "<name>.<quantity>" keys. A driver is imported only by a probe of its type.
 from sensors.errors import SensorError, SensorMissing
-from sensors.sht3x import SHT3x
 
 _BUS = {"bme280": "i2c", "sht3x": "i2c", "ds18b20": "onewire", "battery": "adc"}
 
@@ -46,11 +42,13 @@ class Probe:
             out[n + "temperature"] = [round(c, 2), "C"]
             out[n + "humidity"] = [round(rh, 1), "%RH"]
         elif t == "ds18b20":
+            from sensors.ds18b20 import rom_hex
             # read every sensor first: a CRC error on one loses none of them
             temps = [self.dev.read_temp(rom) for rom in self.roms]
             for rom, c in zip(self.roms, temps):
                 out[n + rom_hex(rom)] = [c, "C"]
         else:
+            from sensors.adc import percent
             v = self.dev.read_voltage()
             out[n + "voltage"] = [round(v, 3), "V"]
             out[n + "charge"] = [round(percent(v)), "%"]
@@ -64,11 +62,15 @@ class Probe:
         if bus is None:
             raise SensorError("board %s has no %s bus" % (self.board.NAME, _BUS[t]))
         if t == "bme280":
+            from sensors.bme280 import BME280
             return BME280(bus, self.spec["addr"])
         if t == "sht3x":
+            from sensors.sht3x import SHT3x
             return SHT3x(bus, self.spec["addr"])
         if t == "battery":
+            from sensors.adc import Battery
             return Battery(bus, self.spec["ratio"])
+        from sensors.ds18b20 import DS18B20
         dev = DS18B20(bus)
         self.roms = dev.scan()
         if not self.roms:

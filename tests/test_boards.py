@@ -170,7 +170,7 @@ def test_manifest_names_existing_paths(name, tmp_path):
     assert ("package", str(REPO / "lib" / "mqtt")) in got
     assert ("package", str(REPO / "lib" / "sensors")) in got
     assert ("module", str(BOARDS_DIR / name / "board.py")) in got
-    for mod in ("config.py", "node.py", "probes.py", "discovery.py", "ota.py"):
+    for mod in ("config.py", "node.py", "probes.py", "discovery.py", "ota.py", "otaboot.py"):
         assert ("module", str(REPO / "firmware" / mod)) in got
     # main.py stays on the filesystem: a frozen main.py would run instead of /main.py
     assert not any(Path(p).name == "main.py" for f, p in named if f != "require")
@@ -183,7 +183,7 @@ def test_manifest_check_can_fail(tmp_path):
     (moved / "manifest.py").write_text((BOARDS_DIR / "esp32" / "manifest.py").read_text())
     named = run_manifest("esp32", tmp_path, mdir=moved)
     missing = [p for f, p in named if f in ("package", "module") and not Path(p).exists()]
-    assert len(missing) == 8, named   # mqtt, sensors, board.py and five firmware modules
+    assert len(missing) == 9, named   # mqtt, sensors, board.py and six firmware modules
 
 
 # --------------------------------------------------------------------------- on MicroPython

@@ -27,7 +27,7 @@ def lib_modules(pkg):
 # what a node imports on every board: the client (all of it: v5 and TLS load on demand), the
 # drivers, the board, the firmware's modules, and the port's asyncio
 NODE = lib_modules("mqtt") | lib_modules("sensors") | {
-    "board", "config", "node", "probes", "discovery", "ota", "asyncio", "asyncio.core",
+    "board", "config", "node", "probes", "discovery", "ota", "otaboot", "asyncio", "asyncio.core",
     "asyncio.stream"}
 MUST = {
     "host": NODE | {"fake_i2c", "fake_onewire", "fake_adc", "ssl"},

@@ -86,7 +86,7 @@ def sources(board):
     for pkg in ("mqtt", "sensors"):
         for f in sorted((REPO / "lib" / pkg).glob("*.py")):
             out.append((f, f"lib/{pkg}/{f.name}"))
-    for name in ("config", "node", "probes", "discovery", "ota"):
+    for name in ("config", "node", "probes", "discovery", "ota", "otaboot"):
         out.append((REPO / "firmware" / f"{name}.py", f"lib/{name}.py"))
     for f in sorted((BOARDS / board).glob("*.py")):
         if f.name != "manifest.py":

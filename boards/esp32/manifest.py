@@ -13,5 +13,5 @@ module("board.py")
 # frozen main.py in preference to /main.py (pyexec_file_if_exists checks frozen modules
 # first), so a frozen one could never be replaced or removed without reflashing. /main.py
 # stays on the filesystem (tools deploy it) and imports these.
-for name in ("config.py", "node.py", "probes.py", "discovery.py", "ota.py"):
+for name in ("config.py", "node.py", "probes.py", "discovery.py", "ota.py", "otaboot.py"):
     module(name, base_path="../../firmware")

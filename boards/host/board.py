@@ -13,10 +13,6 @@ import sys
 import time
 from math import sin
 
-from fake_adc import FakeADC
-from fake_i2c import FakeI2C, FakeBME280, FakeSHT3x, EXAMPLE_ADC_T, EXAMPLE_ADC_P
-from fake_onewire import FakeOneWire, FakeDS18B20
-
 NAME = "host"
 PINS = {}
 
@@ -107,8 +103,8 @@ async def network(ssid, password, timeout_ms=15000, tries=3):
 
 
 def bus(kind):
-    if not _buses:
-        _build()
+    if kind not in _buses and kind in _BUILD:
+        _buses[kind] = _BUILD[kind]()
     return _buses.get(kind)
 
 
@@ -125,58 +121,73 @@ def deep_sleep(ms):
 
 
 # ---- the simulated world ----
+#
+# Each bus is built with its chips when a probe first asks for it, from its own
+# model module (a node without a DS18B20 never loads the 1-Wire one). Every
+# transaction first moves the chips' values on as slow sine waves of the time
+# since start, so a reading sees the present.
 
 _buses = {}
 _t0 = time.ticks_ms()
 
 
-def _drift():
-    """Moves every chip's value on as slow sine waves of the time since
-    start; each bus transaction calls it, so a reading sees the present."""
-    s = time.ticks_diff(time.ticks_ms(), _t0) / 1000
-    day = sin(s / 600)  # a ten-minute "day", so a demo shows change
-    b = _chips["bme"]
-    b.adc_t = EXAMPLE_ADC_T + int(6000 * day)          # about 25 +- 2 C
-    b.adc_p = EXAMPLE_ADC_P + int(800 * sin(s / 900))  # about 1006 +- 2 hPa
-    b.adc_h = 28000 + int(1500 * sin(s / 450))         # about 45 +- 5 %RH
-    sht = _chips["sht"]
-    sht.raw_t = int((23.5 + 1.5 * day + 45) * 65535 / 175)
-    sht.raw_rh = int((55 + 5 * sin(s / 300)) * 65535 / 100)
-    for i, d in enumerate(_chips["ds"]):
-        d.temp_c = 12.0 + 2 * i + day
-    _buses["adc"].volts = max(1.65, 1.975 - s / 400000)  # 3.95 V through 2:1, discharging
-    # the fakes record traffic for tests; a node runs for days
-    del b.writes[:], sht.commands[:], _buses["i2c"].log[:]
+def _s():
+    return time.ticks_diff(time.ticks_ms(), _t0) / 1000
 
 
-class _I2C(FakeI2C):
-    def writeto(self, addr, buf, stop=True):
-        _drift()
-        return super().writeto(addr, buf, stop)
+def _day(s):
+    return sin(s / 600)  # a ten-minute "day", so a demo shows change
 
 
-class _OneWire(FakeOneWire):
-    def reset(self, required=False):
-        _drift()
-        return super().reset(required)
+def _i2c():
+    from fake_i2c import FakeI2C, FakeBME280, FakeSHT3x, EXAMPLE_ADC_T, EXAMPLE_ADC_P
+    bme, sht = FakeBME280(), FakeSHT3x()
+
+    class I2C(FakeI2C):
+        def writeto(self, addr, buf, stop=True):
+            s = _s()
+            day = _day(s)
+            bme.adc_t = EXAMPLE_ADC_T + int(6000 * day)          # about 25 +- 2 C
+            bme.adc_p = EXAMPLE_ADC_P + int(800 * sin(s / 900))  # about 1006 +- 2 hPa
+            bme.adc_h = 28000 + int(1500 * sin(s / 450))         # about 45 +- 5 %RH
+            sht.raw_t = int((23.5 + 1.5 * day + 45) * 65535 / 175)
+            sht.raw_rh = int((55 + 5 * sin(s / 300)) * 65535 / 100)
+            # the fakes record traffic for tests; a node runs for days
+            del bme.writes[:], sht.commands[:], self.log[:]
+            return super().writeto(addr, buf, stop)
+
+    i2c = I2C(0)
+    i2c.add(0x76, bme)
+    i2c.add(0x44, sht)
+    return i2c
 
 
-class _ADC(FakeADC):
-    def read_u16(self):
-        _drift()
-        return super().read_u16()
+def _onewire():
+    from fake_onewire import FakeOneWire, FakeDS18B20
+    ds = [FakeDS18B20(0x0000A1B2C3D4), FakeDS18B20(0x0000A1B2C3D5)]
 
+    class OneWire(FakeOneWire):
+        def reset(self, required=False):
+            day = _day(_s())
+            for i, d in enumerate(ds):
+                d.temp_c = 12.0 + 2 * i + day
+            return super().reset(required)
 
-_chips = {"bme": FakeBME280(), "sht": FakeSHT3x(),
-          "ds": [FakeDS18B20(0x0000A1B2C3D4), FakeDS18B20(0x0000A1B2C3D5)]}
-
-
-def _build():
-    i2c = _buses["i2c"] = _I2C(0)
-    i2c.add(0x76, _chips["bme"])
-    i2c.add(0x44, _chips["sht"])
-    ow = _buses["onewire"] = _OneWire("GP4")
-    for d in _chips["ds"]:
+    ow = OneWire("GP4")
+    for d in ds:
         ow.add(d)
-    _buses["adc"] = _ADC(1.975)
-    _drift()
+    return ow
+
+
+def _adc():
+    from fake_adc import FakeADC
+
+    class ADC(FakeADC):
+        def read_u16(self):
+            self.volts = max(1.65, 1.975 - _s() / 400000)  # 3.95 V through 2:1, discharging
+            return super().read_u16()
+
+    return ADC(1.975)
+
+
+_BUILD = {"i2c": _i2c, "onewire": _onewire, "adc": _adc}

@@ -115,8 +115,9 @@ class FakeBME280:
 
     def __init__(self, adc_t=EXAMPLE_ADC_T, adc_p=EXAMPLE_ADC_P, adc_h=EXAMPLE_ADC_H,
                  calib=None, chip_id=0x60, busy_reads=0):
-        self.calib = dict(EXAMPLE_CALIB)
+        self.calib = EXAMPLE_CALIB   # shared while unchanged (the host board runs one)
         if calib:
+            self.calib = dict(EXAMPLE_CALIB)
             self.calib.update(calib)
         self.adc_t, self.adc_p, self.adc_h = adc_t, adc_p, adc_h
         self.chip_id = chip_id

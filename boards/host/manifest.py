@@ -12,5 +12,5 @@ for name in ("fake_i2c.py", "fake_onewire.py", "fake_adc.py"):
     module(name)
 
 # main.py stays a file (a frozen main.py would run instead of /main.py; see ../esp32).
-for name in ("config.py", "node.py", "probes.py", "discovery.py", "ota.py"):
+for name in ("config.py", "node.py", "probes.py", "discovery.py", "ota.py", "otaboot.py"):
     module(name, base_path="../../firmware")

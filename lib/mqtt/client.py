@@ -7,7 +7,8 @@ import socket
 from random import getrandbits
 
 from .codec import Message, SUBACK, UNSUBACK, check_filter, match
-from .compat import close, drain, nodelay, open_connection, recv, sleep_ms, ticks_ms, write
+from .compat import (close, drain, is_async, nodelay, open_connection, recv, sleep_ms,
+                     ticks_ms, write)
 from .errors import ConnectRefused, ConnectionLost, NotConnected
 from .session import Session
 
@@ -52,23 +53,21 @@ class MQTTClient:
     _task = None          # the connection task
     _k = None             # the link (compat), while there is one
     _addr = None          # the broker's getaddrinfo() entry, once resolved
-    _lost = None          # why the current link died (see _die)
-    _drainer = None       # the link being drained (see _drain)
-    _yielded = _ms = _streak = 0   # see _write
+    # Per link (set by _run): _lost, why it died (see _die); _drainer, the
+    # link being drained (see _drain); _ms, _streak, _yielded (see _write).
 
     def __init__(self, host, port=1883, client_id="", clean=True, keepalive=60,
                  will=None, username=None, password=None, connect_timeout=10,
                  backoff=(1, 60), window=16, queue=32, inbox=16, max_packet=8192,
                  tls=None, log=None, version=4, queue_bytes=4096, reconnect=True, **v5):
         if version == 5:
-            from .session5 import Session5  # only now: 3.1.1 never loads it
-            self.session = Session5(client_id, clean, keepalive, will, username, password,
-                                    max_packet, window, queue, **v5)
+            from .session5 import Session5 as S  # only now: 3.1.1 never loads it
         elif v5 or version != 4:
-            raise ValueError("MQTT 3.1.1 (version=4) or 5.0 (version=5) only")
+            raise ValueError("version: 4 (MQTT 3.1.1) or 5 (MQTT 5.0)")
         else:
-            self.session = Session(client_id, clean, keepalive, will, username, password,
-                                   max_packet, window, queue)
+            S = Session
+        self.session = S(client_id, clean, keepalive, will, username, password,
+                         max_packet, window, queue, **v5)
         if queue_bytes != self.session.queue_bytes:
             self.session.queue_bytes = queue_bytes
         self.host = host
@@ -92,7 +91,7 @@ class MQTTClient:
         self._inbox = Inbox(self, inbox)
         self._routes = []             # [filter, handler]
         self._acks = {}               # SUBSCRIBE/UNSUBSCRIBE pid -> result when it arrives
-        self._rbuf = bytearray(512)   # each read lands here
+        self._rbuf = bytearray(256)   # each read lands here
 
     def log(self, text):
         """Warnings (see log=); none by default: the library prints nothing."""
@@ -198,7 +197,7 @@ class MQTTClient:
         props SUBSCRIBE properties; a packet over the broker's maximum packet
         size raises ValueError."""
         filters = [(topic, qos)] if isinstance(topic, str) else list(topic)
-        if handler and _is_async(handler):
+        if handler and is_async(handler):
             raise TypeError("async handler")
         for f, q in filters:
             check_filter(f)
@@ -285,14 +284,73 @@ class MQTTClient:
     # ---- the connection task ----
 
     async def _run(self):
+        # The connection task. Each round: connect, CONNECT/CONNACK, read
+        # until the link dies, back off, again. The timer task holds the
+        # connect deadline (TCP, TLS, CONNACK, the re-sends), then keeps the
+        # link alive; when it, or a write in another task, finds the link
+        # dead, _die cancels this task with the reason in _lost.
+        s = self.session
+        ib = self._inbox
         b = self.backoff
         delay = b and b[0]
         # disconnect() cancels this task; stop on the flag too, whatever
         # the cancel met on its way.
         while not self.stopped:
             n = self.connects
+            self._lost = self._drainer = None
+            self._streak = self._ms = self._yielded = 0
+            timer = asyncio.create_task(self._timer(int(self.connect_timeout * 1000)))
             try:
-                await self._connection()
+                try:
+                    if not self._addr:
+                        # Blocking on MicroPython, so done once per client (DESIGN §2).
+                        self._addr = socket.getaddrinfo(self.host, self.port, 0,
+                                                        socket.SOCK_STREAM)[0]
+                    t = self.tls
+                    if t:
+                        # verified against the name we were given, not the resolved address
+                        k = await open_connection(self._addr, t.context,
+                                                  t.server_hostname or self.host)
+                    else:
+                        k = await open_connection(self._addr)
+                    self._k = k
+                    nodelay(k, 1)
+                    s.start(ticks_ms())
+                    up = False
+                    while True:
+                        if self._lost:   # a write of ours failed
+                            raise self._lost
+                        if self._write():
+                            await self._drain()
+                        # QoS 1/2 messages are kept until taken; the broker's
+                        # in-flight limit should bound them, but mosquitto
+                        # 2.0.11 lets more out than its max_inflight_messages
+                        # once acks flow. Past inbox + Inbox.SLACK held, stop
+                        # reading until the application takes one, so TCP holds
+                        # the broker back and memory stays bounded.
+                        while up and ib._full():
+                            await self._change.wait()
+                        data = await recv(k, self._rbuf)
+                        if not data:
+                            raise ConnectionLost("closed by the broker")
+                        if self._streak >= BURST:   # the application yielded: no burst
+                            nodelay(k, 1)
+                        self._streak = 0
+                        self._dispatch(s.feed(data, ticks_ms()))
+                        if s.connected and not up:
+                            if self._write():   # re-sends and re-subscribes the CONNACK queued
+                                await self._drain()
+                            up = True
+                            self.connects += 1
+                            timer.cancel()
+                            timer = asyncio.create_task(self._timer(0))
+                            self.up.set()
+                            self.down.clear()
+                            self._signal()
+                except asyncio.CancelledError:
+                    if self._lost and not self.stopped:
+                        raise self._lost
+                    raise
             except Exception as e:  # OSError, MQTTError, TimeoutError: all mean retry
                 if not self.stopped:  # else the end disconnect() asked for
                     self.last_error = e
@@ -301,77 +359,18 @@ class MQTTClient:
                         # Retrying soon will not fix credentials or rights.
                         delay = b and b[1]
             finally:
+                timer.cancel()
                 self._close()
             if not b:   # reconnect=False
                 from .stop import halt
                 return halt(self)
             if self.connects != n:   # it was up
                 delay = b[0]
-            self.session.poll(ticks_ms())  # its clock (session5._tick), while offline too
+            s.poll(ticks_ms())  # its clock (session5._tick), while offline too
             # Never shorter than the delay; the jitter (up to half of it)
             # keeps a fleet that lost the same broker out of lockstep.
             await sleep_ms(int(delay * (1000 + getrandbits(9) * 125 // 128)))
             delay = min(delay * 2, b[1])
-
-    async def _connection(self):
-        # One link: connect, CONNECT/CONNACK, then read until it dies. The
-        # timer task first holds the connect deadline (TCP, TLS, CONNACK,
-        # the re-sends), then keeps the link alive; when it, or a write in
-        # any task, finds the link dead, _die cancels this task.
-        s = self.session
-        ib = self._inbox
-        self._lost = None
-        timer = asyncio.create_task(self._timer(int(self.connect_timeout * 1000)))
-        try:
-            if not self._addr:
-                # Blocking on MicroPython, so done once per client (DESIGN §2).
-                self._addr = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
-            t = self.tls
-            if t:
-                # verified against the name we were given, not the resolved address
-                k = await open_connection(self._addr, t.context, t.server_hostname or self.host)
-            else:
-                k = await open_connection(self._addr)
-            self._k = k
-            nodelay(k, 1)
-            self._streak = 0
-            s.start(ticks_ms())
-            up = False
-            while True:
-                if self._lost:   # a write of ours failed
-                    raise self._lost
-                if self._write():
-                    await self._drain()
-                # QoS 1/2 messages are kept until taken; the broker's in-flight
-                # limit should bound them, but mosquitto 2.0.11 lets more out
-                # than its max_inflight_messages once acks flow. Past inbox +
-                # Inbox.SLACK held, stop reading until the application takes
-                # one, so TCP holds the broker back and memory stays bounded.
-                while up and ib._full():
-                    await self._change.wait()
-                data = await recv(k, self._rbuf)
-                if not data:
-                    raise ConnectionLost("closed by the broker")
-                if self._streak >= BURST:   # the application yielded: no burst
-                    nodelay(k, 1)
-                self._streak = 0
-                self._dispatch(s.feed(data, ticks_ms()))
-                if s.connected and not up:
-                    if self._write():   # re-sends and re-subscribes queued by the CONNACK
-                        await self._drain()
-                    up = True
-                    self.connects += 1
-                    timer.cancel()
-                    timer = asyncio.create_task(self._timer(0))
-                    self.up.set()
-                    self.down.clear()
-                    self._signal()
-        except asyncio.CancelledError:
-            if self._lost and not self.stopped:
-                raise self._lost
-            raise
-        finally:
-            timer.cancel()
 
     async def _timer(self, ms):
         # ms > 0: the connect deadline; 0: keepalive while up.
@@ -536,9 +535,3 @@ class Inbox:
             await c._drain()
         return m
 
-
-def _is_async(h):
-    # An async def (or generator) function or method: calling it runs nothing.
-    f = getattr(h, "__func__", h)
-    c = getattr(f, "__code__", None)   # CPython; MicroPython's type says it
-    return c.co_flags & 0x2A0 if c else type(f).__name__ == "generator"

@@ -53,6 +53,7 @@ class MQTTClient:
     _task = None          # the connection task
     _k = None             # the link (compat), while there is one
     _addr = None          # the broker's getaddrinfo() entry, once resolved
+    _alarm = None         # (task, ticks_ms when it rings): see _wait
     # Per link (set by _run): _lost, why it died (see _die); _drainer, the
     # link being drained (see _drain); _ms, _streak, _yielded (see _write).
 
@@ -239,31 +240,34 @@ class MQTTClient:
 
     # ---- waiting ----
 
-    def _has_room(self):
+    def _has_room(self):   # a bound method, not a closure: publish allocates no cell
         return not (self.session.connected and self.session.full())
 
     async def _wait(self, cond, timeout):
-        # Wait until cond() is true; every state change sets _change, and
-        # with a timeout an alarm task sets it at the deadline.
+        # Wait until cond() is true; every state change sets _change. With
+        # a timeout, an alarm task sets it at the deadline; one that rings
+        # no later serves every waiter, so a burst of waits (publish, the
+        # window full) costs no task each. One alarm at a time: a new one
+        # cancels the old (whose waiters then set their own); stopping
+        # cancels the last.
         t0 = ticks_ms()
-        alarm = None
-        try:
-            while not cond():
-                if self.stopped:
-                    # why: the error that ended the last attempt (reconnect=False)
-                    raise self.last_error or NotConnected("stopped")
-                if timeout is not None:
-                    ms = int(timeout * 1000) - (ticks_ms() - t0 & MASK)
-                    if ms <= 0:
-                        raise asyncio.TimeoutError()
-                    if not alarm or alarm.done():
-                        alarm = asyncio.create_task(self._alarm(ms))
-                await self._change.wait()
-        finally:
-            if alarm:
-                alarm.cancel()
+        while not cond():
+            if self.stopped:
+                # why: the error that ended the last attempt (reconnect=False)
+                raise self.last_error or NotConnected("stopped")
+            if timeout is not None:
+                now = ticks_ms()
+                ms = int(timeout * 1000) - (now - t0 & MASK)
+                if ms <= 0:
+                    raise asyncio.TimeoutError()
+                a = self._alarm
+                if not a or a[0].done() or (a[1] - now & MASK) > ms:
+                    if a:
+                        a[0].cancel()
+                    self._alarm = (asyncio.create_task(self._ring(ms)), now + ms & MASK)
+            await self._change.wait()
 
-    async def _alarm(self, ms):
+    async def _ring(self, ms):
         await sleep_ms(ms)
         self._signal()
 
@@ -360,7 +364,14 @@ class MQTTClient:
                         delay = b and b[1]
             finally:
                 timer.cancel()
-                self._close()
+                k = self._k
+                self._k = None
+                if k:
+                    close(k)
+                s.closed()
+                self.up.clear()
+                self.down.set()
+                self._signal()
             if not b:   # reconnect=False
                 from .stop import halt
                 return halt(self)
@@ -399,16 +410,6 @@ class MQTTClient:
             t = self._task
             if t and t is not asyncio.current_task():
                 t.cancel()
-
-    def _close(self):
-        k = self._k
-        self._k = None
-        if k:
-            close(k)
-        self.session.closed()
-        self.up.clear()
-        self.down.set()
-        self._signal()
 
     async def _send(self):
         if self._write():
@@ -479,7 +480,7 @@ class MQTTClient:
                         routed = True
                         try:
                             r = h(e)
-                            if r is not None and hasattr(r, "send"):
+                            if hasattr(r, "send"):
                                 r.close()  # an async method (MicroPython cannot tell at subscribe)
                                 raise TypeError("async handler")
                         except Exception as x:

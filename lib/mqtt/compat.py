@@ -69,7 +69,7 @@ else:
             k[1] = b
             k[2] = m
         else:
-            k[1] = b[n:]
+            k[1] = b[n:] if n < len(b) else b""   # (no empty copy per packet)
             k[2] = 0
 
     def write(k, ps):

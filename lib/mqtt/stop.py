@@ -42,4 +42,8 @@ def halt(c):
     # waiter wakes and raises; messages() ends.
     c.stopped = True
     c._task = None
+    a = c._alarm
+    if a:
+        a[0].cancel()
+        c._alarm = None
     c._signal()

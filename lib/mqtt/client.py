@@ -1,19 +1,21 @@
 # The asyncio MQTT client: one connection task that connects, reconnects
-# with backoff, reads, and keeps the link alive; everything protocol-shaped
-# is delegated to the sans-I/O Session.
+# with backoff, reads, and keeps the link alive (with one timer task per
+# connection); everything protocol-shaped is delegated to the sans-I/O
+# Session, the link's I/O to compat.
 import asyncio
 import socket
 from random import getrandbits
 
 from .codec import Message, SUBACK, UNSUBACK, check_filter, match
-from .compat import must_drain, open_connection, recv, sleep_ms, ticks_ms
+from .compat import (close, drain, is_async, nodelay, open_connection, recv, sleep_ms,
+                     ticks_ms, write)
 from .errors import ConnectRefused, ConnectionLost, NotConnected
 from .session import Session
 
 
 YIELD_MS = 10
 BURST = 4       # writes in one ms, the application not yielding, that make a burst
-LIMIT = 2048    # the stream's read limit (CPython; see _connection)
+MASK = 0x3FFFFFFF  # ticks_ms() wraps here
 
 
 class MQTTClient:
@@ -40,51 +42,60 @@ class MQTTClient:
       session_expiry, topic_aliases, connect_props and a will's properties).
     """
 
+    # Class-level defaults: an instance attribute only where it differs.
+    tls = None
+    connect_timeout = 10
+    backoff = (1, 60)
+    connects = 0          # connections made so far (CONNACK accepted)
+    last_error = None     # why the last connection attempt or link ended
+    handler_errors = 0    # exceptions raised by subscription handlers (logged)
+    stopped = False       # disconnect() was called, or reconnect=False and it ended
+    _task = None          # the connection task
+    _k = None             # the link (compat), while there is one
+    _addr = None          # the broker's getaddrinfo() entry, once resolved
+    _alarm = None         # (task, ticks_ms when it rings): see _wait
+    # Per link (set by _run): _lost, why it died (see _die); _drainer, the
+    # link being drained (see _drain); _ms, _streak, _yielded (see _write).
+
     def __init__(self, host, port=1883, client_id="", clean=True, keepalive=60,
                  will=None, username=None, password=None, connect_timeout=10,
                  backoff=(1, 60), window=16, queue=32, inbox=16, max_packet=8192,
                  tls=None, log=None, version=4, queue_bytes=4096, reconnect=True, **v5):
         if version == 5:
-            from .session5 import Session5  # only now: 3.1.1 never loads it
-            self.session = Session5(client_id, clean, keepalive, will, username, password,
-                                    max_packet, window, queue, **v5)
+            from .session5 import Session5 as S  # only now: 3.1.1 never loads it
         elif v5 or version != 4:
-            raise ValueError("MQTT 3.1.1 (version=4) or 5.0 (version=5) only")
+            raise ValueError("version: 4 (MQTT 3.1.1) or 5 (MQTT 5.0)")
         else:
-            self.session = Session(client_id, clean, keepalive, will, username, password,
-                                   max_packet, window, queue)
-        if queue_bytes != self.session.queue_bytes:   # the class default: no instance attribute
+            S = Session
+        self.session = S(client_id, clean, keepalive, will, username, password,
+                         max_packet, window, queue, **v5)
+        if queue_bytes != self.session.queue_bytes:
             self.session.queue_bytes = queue_bytes
         self.host = host
         self.port = port
-        self.tls = tls
-        self.log = log or _quiet
+        if tls is not None:
+            self.tls = tls
+        if log is not None:
+            self.log = log
         if password is not None and tls is None:
             self.log("password sent without TLS to %s:%d" % (host, port))
-        self.connect_timeout = connect_timeout
-        self.backoff = backoff if reconnect else None
+        if connect_timeout != 10:
+            self.connect_timeout = connect_timeout
+        if not reconnect:
+            self.backoff = None
+        elif backoff != (1, 60):
+            self.backoff = backoff
         self.up = asyncio.Event()     # set while connected
         self.down = asyncio.Event()   # set while not connected
         self.down.set()
-        self.connects = 0             # connections made so far (CONNACK accepted)
-        self.last_error = None        # why the last connection attempt or link ended
-        self.handler_errors = 0       # exceptions raised by subscription handlers (logged)
+        self._change = asyncio.Event()  # set and cleared at every state change
         self._inbox = Inbox(self, inbox)
         self._routes = []             # [filter, handler]
         self._acks = {}               # SUBSCRIBE/UNSUBSCRIBE pid -> result when it arrives
-        self._addr = None
-        self._task = None
-        self._w = None
-        self._wlock = asyncio.Lock()
-        self._yielded = 0
-        self._ms = self._streak = 0   # writes in the current ms (see _write)
-        self._sock = None             # the TCP socket, for Nagle (see _write)
-        self._rbuf = bytearray(512)   # each read lands here
-        self._change = asyncio.Event()
-        self._dead = None             # set when the current link dies
-        self._lost = None             # why it died
-        self._paused = False          # the reader waits for room in the inbox
-        self.stopped = False          # disconnect() was called, or reconnect=False and it ended
+        self._rbuf = bytearray(256)   # each read lands here
+
+    def log(self, text):
+        """Warnings (see log=); none by default: the library prints nothing."""
 
     # ---- public API ----
 
@@ -99,8 +110,16 @@ class MQTTClient:
             self.last_error = None
             self._task = asyncio.create_task(self._run())
         e0 = self.last_error   # a refusal before this call was reported already
+
+        def is_up():
+            if self.up.is_set():   # set once CONNACK is in and re-sends are written
+                return True
+            e = self.last_error
+            if e is not e0 and isinstance(e, ConnectRefused):   # a new refusal
+                raise e
+
         try:
-            await self._wait(lambda: self._is_up(e0), timeout)
+            await self._wait(is_up, timeout)
         except asyncio.TimeoutError:
             raise asyncio.TimeoutError(self.last_error)  # the cause, or None
         return self.session.session_present
@@ -179,12 +198,17 @@ class MQTTClient:
         props SUBSCRIBE properties; a packet over the broker's maximum packet
         size raises ValueError."""
         filters = [(topic, qos)] if isinstance(topic, str) else list(topic)
-        if handler and _is_async(handler):
+        if handler and is_async(handler):
             raise TypeError("async handler")
         for f, q in filters:
             check_filter(f)
             if handler:
-                self._route(f, handler)
+                for r in self._routes:
+                    if r[0] == f:
+                        r[1] = handler
+                        break
+                else:
+                    self._routes.append([f, handler])
         s = self.session
         pid = s.subscribe(filters, props) if props else s.subscribe(filters)
         return await self._request(pid, timeout)
@@ -216,35 +240,36 @@ class MQTTClient:
 
     # ---- waiting ----
 
-    def _is_up(self, e0):
-        if self.up.is_set():   # set once CONNACK is in and re-sends are written
-            return True
-        e = self.last_error
-        if e is not e0 and isinstance(e, ConnectRefused):   # a new refusal
-            raise e
-        return False
-
-    def _has_room(self):
+    def _has_room(self):   # a bound method, not a closure: publish allocates no cell
         return not (self.session.connected and self.session.full())
 
     async def _wait(self, cond, timeout):
-        # Wait until cond() is true; every state change sets _change.
+        # Wait until cond() is true; every state change sets _change. With
+        # a timeout, an alarm task sets it at the deadline; one that rings
+        # no later serves every waiter, so a burst of waits (publish, the
+        # window full) costs no task each. One alarm at a time: a new one
+        # cancels the old (whose waiters then set their own); stopping
+        # cancels the last.
         t0 = ticks_ms()
         while not cond():
             if self.stopped:
                 # why: the error that ended the last attempt (reconnect=False)
                 raise self.last_error or NotConnected("stopped")
-            ev = self._change
-            if timeout is None:
-                await ev.wait()
-            else:
-                left = timeout - (ticks_ms() - t0 & 0x3FFFFFFF) / 1000
-                if left <= 0:
+            if timeout is not None:
+                now = ticks_ms()
+                ms = int(timeout * 1000) - (now - t0 & MASK)
+                if ms <= 0:
                     raise asyncio.TimeoutError()
-                try:
-                    await asyncio.wait_for(ev.wait(), left)
-                except asyncio.TimeoutError:
-                    pass
+                a = self._alarm
+                if not a or a[0].done() or (a[1] - now & MASK) > ms:
+                    if a:
+                        a[0].cancel()
+                    self._alarm = (asyncio.create_task(self._ring(ms)), now + ms & MASK)
+            await self._change.wait()
+
+    async def _ring(self, ms):
+        await sleep_ms(ms)
+        self._signal()
 
     def _signal(self):
         # Wake every waiter; set() schedules them, so clearing at once is safe.
@@ -260,24 +285,76 @@ class MQTTClient:
         finally:
             del self._acks[pid]
 
-    def _route(self, flt, handler):
-        for r in self._routes:
-            if r[0] == flt:
-                r[1] = handler
-                return
-        self._routes.append([flt, handler])
-
     # ---- the connection task ----
 
     async def _run(self):
+        # The connection task. Each round: connect, CONNECT/CONNACK, read
+        # until the link dies, back off, again. The timer task holds the
+        # connect deadline (TCP, TLS, CONNACK, the re-sends), then keeps the
+        # link alive; when it, or a write in another task, finds the link
+        # dead, _die cancels this task with the reason in _lost.
+        s = self.session
+        ib = self._inbox
         b = self.backoff
         delay = b and b[0]
-        # disconnect() cancels this task; CPython 3.11's wait_for can swallow a
-        # cancel that lands as its awaitable completes, so also stop on the flag.
+        # disconnect() cancels this task; stop on the flag too, whatever
+        # the cancel met on its way.
         while not self.stopped:
             n = self.connects
+            self._lost = self._drainer = None
+            self._streak = self._ms = self._yielded = 0
+            timer = asyncio.create_task(self._timer(int(self.connect_timeout * 1000)))
             try:
-                await self._connection()
+                try:
+                    if not self._addr:
+                        # Blocking on MicroPython, so done once per client (DESIGN §2).
+                        self._addr = socket.getaddrinfo(self.host, self.port, 0,
+                                                        socket.SOCK_STREAM)[0]
+                    t = self.tls
+                    if t:
+                        # verified against the name we were given, not the resolved address
+                        k = await open_connection(self._addr, t.context,
+                                                  t.server_hostname or self.host)
+                    else:
+                        k = await open_connection(self._addr)
+                    self._k = k
+                    nodelay(k, 1)
+                    s.start(ticks_ms())
+                    up = False
+                    while True:
+                        if self._lost:   # a write of ours failed
+                            raise self._lost
+                        if self._write():
+                            await self._drain()
+                        # QoS 1/2 messages are kept until taken; the broker's
+                        # in-flight limit should bound them, but mosquitto
+                        # 2.0.11 lets more out than its max_inflight_messages
+                        # once acks flow. Past inbox + Inbox.SLACK held, stop
+                        # reading until the application takes one, so TCP holds
+                        # the broker back and memory stays bounded.
+                        while up and ib._full():
+                            await self._change.wait()
+                        data = await recv(k, self._rbuf)
+                        if not data:
+                            raise ConnectionLost("closed by the broker")
+                        if self._streak >= BURST:   # the application yielded: no burst
+                            nodelay(k, 1)
+                        self._streak = 0
+                        self._dispatch(s.feed(data, ticks_ms()))
+                        if s.connected and not up:
+                            if self._write():   # re-sends and re-subscribes the CONNACK queued
+                                await self._drain()
+                            up = True
+                            self.connects += 1
+                            timer.cancel()
+                            timer = asyncio.create_task(self._timer(0))
+                            self.up.set()
+                            self.down.clear()
+                            self._signal()
+                except asyncio.CancelledError:
+                    if self._lost and not self.stopped:
+                        raise self._lost
+                    raise
             except Exception as e:  # OSError, MQTTError, TimeoutError: all mean retry
                 if not self.stopped:  # else the end disconnect() asked for
                     self.last_error = e
@@ -286,137 +363,53 @@ class MQTTClient:
                         # Retrying soon will not fix credentials or rights.
                         delay = b and b[1]
             finally:
-                self._close()
+                timer.cancel()
+                k = self._k
+                self._k = None
+                if k:
+                    close(k)
+                s.closed()
+                self.up.clear()
+                self.down.set()
+                self._signal()
             if not b:   # reconnect=False
                 from .stop import halt
                 return halt(self)
             if self.connects != n:   # it was up
                 delay = b[0]
-            self.session.poll(ticks_ms())  # its clock (session5._tick), while offline too
+            s.poll(ticks_ms())  # its clock (session5._tick), while offline too
             # Never shorter than the delay; the jitter (up to half of it)
             # keeps a fleet that lost the same broker out of lockstep.
             await sleep_ms(int(delay * (1000 + getrandbits(9) * 125 // 128)))
             delay = min(delay * 2, b[1])
 
-    async def _connection(self):
+    async def _timer(self, ms):
+        # ms > 0: the connect deadline; 0: keepalive while up.
         s = self.session
-        if not self._addr:
-            # Blocking on MicroPython, so done once per client (DESIGN §2).
-            self._addr = socket.getaddrinfo(self.host, self.port)[0][-1]
-        t0 = ticks_ms()
-        host, port = _host_port(self._addr)
-        # CPython's stream stops reading the socket once it holds 2 x limit
-        # bytes the reader has not taken, and (max_size, below) one socket
-        # read brings at most LIMIT: a stalled application holds the broker
-        # back through TCP instead of growing memory.
-        if self.tls:
-            # verified against the name we were given, not the resolved address
-            name = self.tls.server_hostname or self.host
-            conn = open_connection(host, port, ssl=self.tls.context, server_hostname=name,
-                                   limit=LIMIT)
-        else:
-            conn = open_connection(host, port, limit=LIMIT)
-        r, w = await asyncio.wait_for(conn, self.connect_timeout)
-        t = getattr(w, "transport", None)
-        if t:
-            t.max_size = LIMIT
-        self._w = w
-        self._sock = _nodelay(w)
-        self._streak = 0
-        s.start(ticks_ms())
-        await self._send()
-        left = self.connect_timeout - (ticks_ms() - t0 & 0x3FFFFFFF) / 1000
-        await asyncio.wait_for(self._connack(r), max(left, 0.001))
-        if self.stopped:   # a cancel the wait_for swallowed (see _run)
-            raise asyncio.CancelledError()
-        await self._send()  # re-sends and re-subscribes queued by the CONNACK
-        self.connects += 1
-        self._dead = dead = asyncio.Event()
-        self.up.set()
-        self.down.clear()
-        self._signal()
-        reader = asyncio.create_task(self._reader(r))
-        timer = asyncio.create_task(self._timer())
         try:
-            await dead.wait()
-        finally:
-            reader.cancel()
-            timer.cancel()
-        raise self._lost
-
-    async def _connack(self, r):
-        s = self.session
-        while not s.connected:
-            data = await recv(r, self._rbuf)
-            if not data:
-                raise ConnectionLost("closed by the broker before CONNACK")
-            self._dispatch(s.feed(data, ticks_ms()))
-
-    async def _reader(self, r):
-        s = self.session
-        inbox = self._inbox
-        try:
+            if ms:
+                await sleep_ms(ms)
+                raise asyncio.TimeoutError()
             while True:
-                # QoS 1/2 messages are kept until taken; the broker's in-flight
-                # limit should bound them, but mosquitto 2.0.11 lets more out
-                # than its max_inflight_messages once acks flow. Past inbox +
-                # Inbox.SLACK held, stop reading until the application takes
-                # one, so TCP holds the broker back and memory stays bounded.
-                while inbox._full():
-                    self._paused = True
-                    inbox._taken.clear()
-                    await inbox._taken.wait()
-                self._paused = False
-                data = await recv(r, self._rbuf)
-                if not data:
-                    raise ConnectionLost("closed by the broker")
-                self._calm()   # the application yielded: no burst
-                self._dispatch(s.feed(data, ticks_ms()))
-                if self._write():
-                    await self._drain()
-        except Exception as e:
-            self._die(e)
-
-    async def _timer(self):
-        try:
-            while True:
-                if self._paused:
+                if self._inbox._full():
                     # Not reading: PINGRESP waits in the socket, so do not
                     # count it as missing; PINGREQ still goes out every
                     # keepalive period, so the broker keeps the link.
-                    self.session._ping = None
-                ms = self.session.poll(ticks_ms())
+                    s._ping = None
+                ms = s.poll(ticks_ms())
                 await self._send()
                 await sleep_ms(ms)
         except Exception as e:
             self._die(e)
 
     def _die(self, e):
-        if self._dead and not self._dead.is_set():
+        # The link is dead (e): the connection task ends with e. Another
+        # task cancels it; the connection task itself raises _lost next.
+        if not self._lost:
             self._lost = e
-            self._dead.set()
-
-    def _close(self):
-        w = self._w
-        self._w = None
-        self._dead = None
-        if w:
-            t = getattr(w, "transport", None)  # CPython: drop, do not linger
-            if t:
-                t.abort()
-                # Take the close's outcome: a TCP reset set on the stream's
-                # close future may else be logged by the GC as "Future
-                # exception was never retrieved".
-                asyncio.ensure_future(w.wait_closed()).add_done_callback(
-                    lambda f: f.cancelled() or f.exception())
-            else:
-                # MicroPython: Stream.close() leaves the socket open (only
-                # wait_closed() closes it), so close the socket itself, now.
-                w.s.close()
-        self.session.closed()
-        self.up.clear()
-        self.down.set()
-        self._signal()
+            t = self._task
+            if t and t is not asyncio.current_task():
+                t.cancel()
 
     async def _send(self):
         if self._write():
@@ -435,52 +428,72 @@ class MQTTClient:
         # one (a burst then costs no scheduler round trip per message, yet
         # the reader and timers run).
         s = self.session
-        w = self._w
-        if not (w and s.tx):
+        k = self._k
+        if not (k and s.tx):
             return False
         now = ticks_ms()
         if now != self._ms:
             self._ms = now
-            self._calm()
+            if self._streak >= BURST:
+                nodelay(k, 1)
+            self._streak = 0
         try:
-            for p in s.take(now):
-                w.write(p)
-            self._streak += 1
-            if self._streak == BURST:
-                self._nagle(0)
+            pending = write(k, s.take(now))
         except OSError as e:
             self._die(e)
             return False
-        if must_drain(w) or (now - self._yielded & 0x3FFFFFFF) >= YIELD_MS:
+        self._streak += 1
+        if self._streak == BURST:
+            nodelay(k, 0)
+        if pending or (now - self._yielded & MASK) >= YIELD_MS:
             self._yielded = now
             return True
         return False
 
-    def _calm(self):
-        # The burst is over (see _write).
-        if self._streak >= BURST:
-            self._nagle(1)
-        self._streak = 0
-
-    def _nagle(self, nodelay):
-        try:
-            self._sock.setsockopt(6, 1, nodelay)
-        except (AttributeError, OSError):
-            pass
-
     async def _drain(self):
-        # One drain at a time: MicroPython's stream allows a single waiter.
+        # One drainer per link at a time (MicroPython's poller holds one
+        # writer per socket): the others wait until it is done, so each
+        # returns once its bytes are taken or the link is gone.
+        k = self._k
+        while k and self._drainer is k and k is self._k:
+            await self._change.wait()
+        if not k or k is not self._k:
+            return
+        self._drainer = k
         try:
-            async with self._wlock:
-                if self._w:
-                    await self._w.drain()
+            await drain(k)
         except OSError as e:
-            self._die(e)
+            if k is self._k:
+                self._die(e)
+        finally:
+            if self._drainer is k:
+                self._drainer = None
+            self._signal()
 
     def _dispatch(self, events):
+        s = self.session
         for e in events:
             if isinstance(e, Message):
-                self._deliver(e)
+                routed = False
+                for f, h in self._routes:
+                    if match(f, e.topic):
+                        routed = True
+                        try:
+                            r = h(e)
+                            if hasattr(r, "send"):
+                                r.close()  # an async method (MicroPython cannot tell at subscribe)
+                                raise TypeError("async handler")
+                        except Exception as x:
+                            self.handler_errors += 1
+                            self.log("handler: %r" % (x,))
+                ib = self._inbox
+                if routed:
+                    s.ack(e)
+                elif len(ib._q) < ib.size or e.qos and ib.size:
+                    ib._q.append(e)
+                else:   # full (or off): QoS 0 is dropped
+                    ib.dropped += 1
+                    s.ack(e)
             elif e[0] in (SUBACK, UNSUBACK) and e[1] in self._acks:
                 self._acks[e[1]] = e[2] if e[0] == SUBACK else b""
             elif not e[0]:   # (0, text): a PUBLISH over max_packet skipped (oversize.py)
@@ -488,48 +501,20 @@ class MQTTClient:
         if events:
             self._signal()
 
-    def _deliver(self, m):
-        routed = False
-        for f, h in self._routes:
-            if match(f, m.topic):
-                routed = True
-                try:
-                    r = h(m)
-                    if r is not None and hasattr(r, "send"):
-                        r.close()  # an async method (MicroPython cannot tell at subscribe)
-                        raise TypeError("async handler")
-                except Exception as e:
-                    self.handler_errors += 1
-                    self.log("handler: %r" % (e,))
-        if routed:
-            self.session.ack(m)
-        else:
-            self._inbox._put(m)
-
 
 class Inbox:
     """Async iterator over received messages (see MQTTClient.messages)."""
 
+    SLACK = 20   # held beyond size: a broker's in-flight (mosquitto's default is 20)
+    dropped = 0
+
     def __init__(self, client, size):
         self._c = client
         self._q = []
-        self._ev = asyncio.Event()
-        self._taken = asyncio.Event()
         self.size = size
-        self.dropped = 0
 
     def __len__(self):
         return len(self._q)
-
-    def _put(self, m):
-        if len(self._q) >= self.size and (not m.qos or not self.size):
-            self.dropped += 1
-            self._c.session.ack(m)
-            return
-        self._q.append(m)
-        self._ev.set()
-
-    SLACK = 20  # held beyond size: a broker's in-flight (mosquitto's default is 20)
 
     def _full(self):
         return self.size and len(self._q) >= self.size + self.SLACK
@@ -538,47 +523,16 @@ class Inbox:
         return self
 
     async def __anext__(self):
-        while not self._q:
-            if self._c.stopped:
-                raise StopAsyncIteration
-            self._ev.clear()
-            await self._ev.wait()
-        m = self._q.pop(0)
-        self._taken.set()
         c = self._c
+        while not self._q:
+            if c.stopped:
+                raise StopAsyncIteration
+            await c._change.wait()   # the reader signals what it puts here
+        if self._full():
+            c._signal()   # the reader waits for room
+        m = self._q.pop(0)
         c.session.ack(m)
         if c._write():
             await c._drain()
         return m
 
-
-def _quiet(text):
-    pass
-
-
-def _is_async(h):
-    # An async def (or generator) function or method: calling it runs nothing.
-    f = getattr(h, "__func__", h)
-    c = getattr(f, "__code__", None)   # CPython; MicroPython's type says it
-    return c.co_flags & 0x2A0 if c else type(f).__name__ == "generator"
-
-
-def _host_port(addr):
-    # getaddrinfo gives a (host, port) tuple on CPython and a sockaddr on
-    # MicroPython; open_connection wants the text address and the port.
-    if isinstance(addr, tuple):
-        return addr[0], addr[1]
-    return socket.inet_ntop(socket.AF_INET, addr[4:8]), addr[2] << 8 | addr[3]
-
-
-def _nodelay(w):
-    # One write per packet, so Nagle only adds latency (40 ms with delayed
-    # ACK): turn it off where the port lets us (IPPROTO_TCP=6, TCP_NODELAY=1).
-    # Returns the socket, or None when the option is not there.
-    s = getattr(w, "s", None)  # MicroPython's Stream keeps its socket here
-    try:
-        s = s or w.get_extra_info("socket")
-        s.setsockopt(6, 1, 1)
-        return s
-    except (AttributeError, OSError):
-        return None  # a port without the option: Nagle stays on

@@ -14,7 +14,7 @@ async def disconnect(c, timeout, reason, props):
     c.stopped = True
     if bye:
         try:
-            await asyncio.wait_for(_bye(c, c._dead), timeout)
+            await asyncio.wait_for(_bye(c), timeout)
         except (OSError, asyncio.TimeoutError):
             pass
     if t:
@@ -27,13 +27,14 @@ async def disconnect(c, timeout, reason, props):
     halt(c)
 
 
-async def _bye(c, dead):
+async def _bye(c):
     # The broker closes the link on DISCONNECT (§3.14.4, 5.0 §3.14.4): its
-    # EOF ends the link (the reader dies), so a connect() right after does
-    # not race the old connection.
+    # EOF ends the link (the connection task closes it), so a connect()
+    # right after does not race the old connection.
+    k = c._k
     await c._send()
-    if dead:
-        await dead.wait()
+    while k and c._k is k:
+        await c._change.wait()
 
 
 def halt(c):
@@ -41,5 +42,8 @@ def halt(c):
     # waiter wakes and raises; messages() ends.
     c.stopped = True
     c._task = None
-    c._inbox._ev.set()
+    a = c._alarm
+    if a:
+        a[0].cancel()
+        c._alarm = None
     c._signal()

@@ -30,10 +30,8 @@ CLIENTS = (("mqnode", "mqnode 3.1.1 (lib/mqtt)"), ("mqnode5", "mqnode version=5"
            ("mqtt_as", "Peter Hinch's mqtt_as 0.8.3"), ("umqtt", "umqtt.simple 1.8.0"))
 # mqnode's import, module by module (each line imports one more; the asyncio parts first)
 IMPORTS = [("asyncio", "import asyncio"),
-           ("asyncio.Event", "from asyncio import Event"),
-           ("asyncio.Lock", "from asyncio import Lock"),
-           ("asyncio.wait_for", "from asyncio import wait_for"),
-           ("asyncio streams", "from asyncio import StreamReader"),
+           ("asyncio.Event (the client's one asyncio part beyond the core)",
+            "from asyncio import Event"),
            ("the package, errors", "import mqtt_parts.errors"),
            ("compat", "import mqtt_parts.compat"),
            ("codec", "import mqtt_parts.codec"),

@@ -379,7 +379,7 @@ def test_logs_show_what_the_node_prints_after_a_reset(pico, repo_copy):
         except (TimeoutError, EOFError) as e:
             pytest.fail(f"{e}\n--- board\n{board.last_lines()}", pytrace=False)
         p.send_signal(signal.SIGINT)
-        p.wait(timeout=15)
+        p.wait(timeout=70)   # at the latest when --duration ends (once under load: > 15 s)
     finally:
         p.kill_now()
     assert p.returncode == 0, p.seen

@@ -352,15 +352,20 @@ def connect_error(e, client, args):
 
 
 async def connect(client, timeout):
-    """client.connect(timeout), but a certificate the CA does not vouch for ends the wait at
-    once: trying again cannot change it (the client's retries go on until disconnect())."""
+    """client.connect(timeout), but a certificate the CA does not vouch for, or a TLS alert
+    from the broker (it refused our side of the handshake: no client certificate, one it does
+    not accept), ends the wait at once: trying again cannot change it (the client's retries go
+    on until disconnect()). (With TLS 1.3 the alert may come after the handshake, and a retry
+    may see only the reset that follows it: the first word is the clear one.)"""
     task = asyncio.ensure_future(client.connect(timeout=timeout))
     while not task.done():
         await asyncio.wait([task], timeout=0.1)
-        if not task.done() and isinstance(client.last_error, ssl.SSLCertVerificationError):
+        e = client.last_error
+        if not task.done() and (isinstance(e, ssl.SSLCertVerificationError) or
+                                isinstance(e, ssl.SSLError) and "ALERT" in str(e.reason)):
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-            raise client.last_error
+            raise e
     return task.result()
 
 

@@ -241,28 +241,27 @@ class Session5(Session):
             self._out.append(e)
             self.tx.append(p)
 
-    def _wire(self, pid, a, full=None):
+    def _wire(self, pid, a, full):
         # The packet as it goes out now: with a topic alias when the broker
         # allows them (§3.3.2.3.4), the topic only the first time; with the
         # remaining expiry interval (§3.3.2.3.3). full: the packet without
-        # either, known to fit; None (QoS 0): built here only if needed.
+        # either, known to fit (QoS 0 does this inline, in publish).
         topic = a[0]
         alias = self._aliases.get(topic)
         known = alias is not None
         if not known and len(self._aliases) < self.alias_max:
             alias = self._aliases[topic] = len(self._aliases) + 1
-        if alias is None and a[5] is None and full:
+        if alias is None and a[5] is None:
             return full
         p = self._build(pid, a, alias, known)
-        if len(p) > self.max_send and alias:
+        if len(p) > self.max_send:
             # The alias property made it too big [MQTT-3.2.2-15]: send the
-            # topic instead.
+            # topic instead (the packet without an alias fits: see publish).
             if not known:
                 del self._aliases[topic]
             p = self._build(pid, a, 0)
-        if full:
-            p[0] |= full[0] & 8  # a re-send keeps DUP (§3.3.1.1)
-        return self._fits(p)
+        p[0] |= full[0] & 8  # a re-send keeps DUP (§3.3.1.1)
+        return p
 
     def _build(self, pid, a, alias, known=False):
         # PUBLISH with these properties, the alias and what is left of the
